@@ -1,0 +1,411 @@
+/**
+ * The delivery worker: pulls postbacks from the queue in batches, runs at most `deliveryConcurrency`
+ * deliveries at once, logs one line per attempt, and settles each postback (delivered, retry later,
+ * dead letter) through the queue module. A blocking read waits for work, so an idle worker costs nothing.
+ *
+ * Background duties, on a timer: move due retries back into the stream, take over postbacks abandoned
+ * by dead workers (XAUTOCLAIM), and collect unused templates.
+ */
+import type { Redis } from 'ioredis';
+import type { Config } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { entryTimeMs, type MalformedEntry, type Queue, type QueuedPostback, type Template } from '../shared/queue.js';
+import { compileTemplate, expandTemplate, type CompiledTemplate, type DataObject } from '../shared/template.js';
+import { parseRetryAfter, retryDelayMs } from './backoff.js';
+import { decide, type AttemptResult } from './classify.js';
+import type { AttemptOutcome, Deliverer } from './deliver.js';
+import { hostOf, redactUrl } from './redact.js';
+
+export interface WorkerDeps {
+  readonly config: Config;
+  readonly queue: Queue;
+  /** A connection used only for the blocking read. */
+  readonly blocking: Redis;
+  readonly logger: Logger;
+  readonly deliver: Deliverer;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  /** Told of every settled attempt, after its log line (metrics and statistics hang off this). */
+  readonly observer?: WorkerObserver;
+}
+
+/** What the worker tells observers about each attempt. Must not throw or block. */
+export interface AttemptEvent {
+  readonly postbackId: string;
+  readonly attempt: number;
+  readonly action: 'delivered' | 'retried' | 'dead_lettered';
+  readonly endpointHost: string;
+  /** HTTP status, or null when there was no response. */
+  readonly status: number | null;
+  readonly errCode?: string;
+  /** Time the attempt took, ms. */
+  readonly durationMs: number;
+  /** Time from the postback's ingestion to the start of this attempt, ms. */
+  readonly queuedMs: number;
+  /** Time of the attempt's start, ms since the epoch. */
+  readonly at: number;
+}
+
+export interface WorkerObserver {
+  onAttempt?(event: AttemptEvent): void;
+  onClaimed?(count: number): void;
+}
+
+/** Counters since start, for tests, metrics and the shutdown log line. */
+export interface WorkerCounters {
+  attempts: number;
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+  claimed: number;
+  released: number;
+}
+
+interface CachedTemplate {
+  readonly template: Template;
+  readonly compiled: CompiledTemplate;
+}
+
+const TEMPLATE_CACHE_MAX = 10_000;
+const TEMPLATE_GC_EVERY_MS = 60_000;
+
+export class DeliveryWorker {
+  readonly counters: WorkerCounters = { attempts: 0, delivered: 0, retried: 0, deadLettered: 0, claimed: 0, released: 0 };
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly inFlight = new Map<string, AbortController>();
+  private readonly backlog: QueuedPostback[] = [];
+  private readonly toRelease: QueuedPostback[] = [];
+  private slotWaiter: (() => void) | undefined;
+  private pendingAcks: QueuedPostback[] = [];
+  private ackScheduled = false;
+  private readonly ackFlushes = new Set<Promise<void>>();
+  private readonly templates = new Map<string, Promise<CachedTemplate | undefined>>();
+  private maintenanceTimer: NodeJS.Timeout | undefined;
+  private maintenanceRunning = false;
+  private claimCursor = '0-0';
+  private lastTemplateGc = 0;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+    this.log = deps.logger.child({ consumer: deps.config.deliveryConsumerName });
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  async start(): Promise<void> {
+    await this.deps.queue.ensureGroup();
+    this.running = true;
+    this.loopDone = this.loop();
+    this.maintenanceTimer = setInterval(() => void this.maintenance(), this.deps.config.deliveryMaintenanceIntervalMs);
+    this.log.info('delivery worker started', {
+      event: 'worker_started',
+      concurrency: this.deps.config.deliveryConcurrency,
+      maxAttempts: this.deps.config.deliveryMaxAttempts,
+    });
+  }
+
+  /**
+   * Stop taking work; let deliveries in flight finish for up to `deliveryShutdownTimeoutMs`, then abort
+   * the rest and hand them back to the queue for another worker; settle everything; resolve.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    clearInterval(this.maintenanceTimer);
+    this.wakeLoop();
+    await this.loopDone; // the blocking read returns within deliveryBlockMs
+    this.toRelease.push(...this.backlog.splice(0));
+
+    const deadline = this.now() + this.deps.config.deliveryShutdownTimeoutMs;
+    while (this.inFlight.size > 0 && this.now() < deadline) await sleep(20);
+    if (this.inFlight.size > 0) {
+      this.log.warn('aborting deliveries still in flight', { event: 'shutdown_abort_in_flight', count: this.inFlight.size });
+      for (const ac of this.inFlight.values()) ac.abort();
+      while (this.inFlight.size > 0) await sleep(10);
+    }
+    await this.flushAcks();
+    await Promise.all(this.ackFlushes);
+    if (this.toRelease.length) {
+      const released = await this.deps.queue.release(this.toRelease.splice(0));
+      this.counters.released += released;
+    }
+    this.log.info('delivery worker stopped', { event: 'worker_stopped', ...this.counters });
+  }
+
+  // ------------------------------------------------------------------ the read loop
+
+  private async loop(): Promise<void> {
+    const { config, queue, blocking } = this.deps;
+    // First re-read what this consumer name left unsettled in an earlier life (crash, kill -9).
+    let pendingFrom: string | undefined = '0-0';
+    while (this.running) {
+      await this.waitForSlot();
+      if (!this.running) break;
+      const free = config.deliveryConcurrency - this.inFlight.size;
+      if (this.backlog.length) {
+        for (const p of this.backlog.splice(0, free)) this.dispatch(p);
+        continue;
+      }
+      let result;
+      try {
+        result = await queue.read(blocking, config.deliveryConsumerName, Math.min(free, config.deliveryBatchSize), config.deliveryBlockMs, pendingFrom);
+      } catch (err) {
+        this.log.error('reading the queue failed', { event: 'queue_read_failed', err: errMessage(err) });
+        await sleep(500);
+        continue;
+      }
+      if (pendingFrom !== undefined) {
+        const last = result.lastEntryId;
+        if (last === undefined) {
+          pendingFrom = undefined;
+          continue;
+        }
+        pendingFrom = last;
+        this.log.info('resuming postbacks left pending by an earlier run', { event: 'pending_resumed', count: result.postbacks.length });
+      }
+      for (const m of result.malformed) void this.deadLetterMalformed(m);
+      if (!this.running) {
+        this.toRelease.push(...result.postbacks);
+        break;
+      }
+      for (const p of result.postbacks) this.dispatch(p);
+    }
+  }
+
+  private waitForSlot(): Promise<void> {
+    if (this.inFlight.size < this.deps.config.deliveryConcurrency || !this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.slotWaiter = resolve;
+    });
+  }
+
+  private wakeLoop(): void {
+    const w = this.slotWaiter;
+    this.slotWaiter = undefined;
+    w?.();
+  }
+
+  private dispatch(p: QueuedPostback): void {
+    if (this.inFlight.has(p.entryId)) return;
+    const ac = new AbortController();
+    this.inFlight.set(p.entryId, ac);
+    this.process(p, ac.signal)
+      .catch((err) => {
+        // Settling failed (Redis trouble): the entry stays pending and is retried by XAUTOCLAIM.
+        this.log.error('settling a postback failed; it stays pending', { event: 'settle_failed', postbackId: p.id, err: errMessage(err) });
+      })
+      .finally(() => {
+        this.inFlight.delete(p.entryId);
+        this.wakeLoop();
+      });
+  }
+
+  // ------------------------------------------------------------------ one postback
+
+  private async process(p: QueuedPostback, signal: AbortSignal): Promise<void> {
+    const { config, queue } = this.deps;
+    const cached = await this.template(p.templateId);
+    if (!cached) return this.deadLetterUndeliverable(p, 'ERR_TEMPLATE_MISSING', 'the endpoint template is gone from Redis');
+    let data: DataObject;
+    try {
+      data = JSON.parse(p.data);
+      if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error('not an object');
+    } catch {
+      return this.deadLetterUndeliverable(p, 'ERR_BAD_POSTBACK', 'the data object is not valid JSON', cached.template);
+    }
+    const { method } = cached.template;
+    const url = expandTemplate(cached.compiled, data, config.unmatchedPlaceholderDefault);
+    const attempt = p.attempts + 1;
+    const startedAt = this.now();
+    const outcome = await this.deps.deliver({ method, url, dataJson: p.data, data, postbackId: p.id, attempt, signal });
+    if (signal.aborted && outcome.result.kind === 'error') {
+      // Shutdown cut this attempt short: not the partner's fault, so it does not count.
+      this.toRelease.push(p);
+      return;
+    }
+    this.counters.attempts++;
+    const retryAfterMs = parseRetryAfter(outcome.retryAfter, this.now());
+    const delay = retryDelayMs(
+      { baseMs: config.deliveryBackoffBaseMs, maxMs: config.deliveryBackoffMaxMs },
+      attempt,
+      this.random(),
+      retryAfterMs,
+    );
+    const disposition = decide(outcome.result, attempt, config.deliveryMaxAttempts, delay);
+    const line = this.attemptLine(p, method, url, attempt, startedAt, outcome);
+    const action = disposition.action === 'ack' ? 'delivered' : disposition.action === 'retry' ? 'retried' : 'dead_lettered';
+    this.deps.observer?.onAttempt?.({
+      postbackId: p.id,
+      attempt,
+      action,
+      endpointHost: line.endpointHost,
+      status: line.status,
+      ...(outcome.result.kind === 'error' ? { errCode: outcome.result.code } : {}),
+      durationMs: outcome.durationMs,
+      queuedMs: line.queuedMs,
+      at: startedAt,
+    });
+    switch (disposition.action) {
+      case 'ack':
+        this.counters.delivered++;
+        this.log.info('delivery attempt', { event: 'delivery_succeeded', ...line });
+        this.queueAck(p);
+        return;
+      case 'retry':
+        this.counters.retried++;
+        this.log.warn('delivery attempt', { event: 'delivery_retry_scheduled', ...line, nextAttemptInMs: disposition.delayMs });
+        await queue.scheduleRetry(p, attempt, this.now() + disposition.delayMs);
+        return;
+      case 'dead':
+        this.counters.deadLettered++;
+        this.log.error('delivery attempt', { event: 'delivery_dead_lettered', ...line, reason: disposition.reason });
+        await queue.deadLetter(p, {
+          reason: disposition.reason,
+          status: outcome.result.kind === 'response' ? String(outcome.result.status) : '',
+          error: errorText(outcome.result, outcome),
+          attempts: attempt,
+          template: cached.template,
+        });
+        return;
+    }
+  }
+
+  private attemptLine(p: QueuedPostback, method: string, url: string, attempt: number, startedAt: number, o: AttemptOutcome) {
+    const { config } = this.deps;
+    const body = o.body.length > config.logResponseBodyMaxChars ? o.body.slice(0, config.logResponseBodyMaxChars) : o.body;
+    return {
+      postbackId: p.id,
+      attempt,
+      maxAttempts: config.deliveryMaxAttempts,
+      method,
+      url: redactUrl(url, config.logRedactQueryParams),
+      endpointHost: hostOf(url),
+      deliveredAt: new Date(startedAt).toISOString(),
+      status: o.result.kind === 'response' ? o.result.status : null,
+      durationMs: o.durationMs,
+      responseBody: body,
+      queuedMs: Math.max(0, startedAt - entryTimeMs(p.id)),
+      ...(o.result.kind === 'error' ? { errCode: o.result.code, error: o.errorMessage } : {}),
+    };
+  }
+
+  private async deadLetterUndeliverable(p: QueuedPostback, code: string, message: string, template?: Template): Promise<void> {
+    this.counters.deadLettered++;
+    this.log.error('postback cannot be delivered', { event: 'delivery_dead_lettered', postbackId: p.id, reason: 'permanent_error', errCode: code, error: message });
+    await this.deps.queue.deadLetter(p, {
+      reason: 'permanent_error',
+      status: '',
+      error: code,
+      attempts: p.attempts,
+      ...(template ? { template } : {}),
+    });
+  }
+
+  private async deadLetterMalformed(m: MalformedEntry): Promise<void> {
+    this.counters.deadLettered++;
+    this.log.error('malformed queue entry', { event: 'delivery_dead_lettered', entryId: m.entryId, reason: 'permanent_error', errCode: 'ERR_BAD_POSTBACK' });
+    try {
+      await this.deps.queue.deadLetter(m, { reason: 'permanent_error', status: '', error: 'ERR_BAD_POSTBACK', attempts: 0 });
+    } catch (err) {
+      this.log.error('dead-lettering a malformed entry failed', { event: 'settle_failed', entryId: m.entryId, err: errMessage(err) });
+    }
+  }
+
+  private template(tid: string): Promise<CachedTemplate | undefined> {
+    let hit = this.templates.get(tid);
+    if (!hit) {
+      if (this.templates.size >= TEMPLATE_CACHE_MAX) this.templates.clear();
+      hit = this.deps.queue.getTemplate(tid).then((template) => {
+        if (!template) {
+          this.templates.delete(tid);
+          return undefined;
+        }
+        return { template, compiled: compileTemplate(template.url) };
+      });
+      hit.catch(() => this.templates.delete(tid));
+      this.templates.set(tid, hit);
+    }
+    return hit;
+  }
+
+  // ------------------------------------------------------------------ settling in batches
+
+  private queueAck(p: QueuedPostback): void {
+    this.pendingAcks.push(p);
+    if (this.pendingAcks.length >= this.deps.config.deliveryBatchSize) {
+      void this.flushAcks();
+    } else if (!this.ackScheduled) {
+      this.ackScheduled = true;
+      setImmediate(() => void this.flushAcks());
+    }
+  }
+
+  private flushAcks(): Promise<void> {
+    this.ackScheduled = false;
+    if (this.pendingAcks.length === 0) return Promise.resolve();
+    const batch = this.pendingAcks;
+    this.pendingAcks = [];
+    const flush = this.deps.queue.ack(batch, this.now()).then(
+      () => undefined,
+      (err) => {
+        // Not settled: the entries stay pending and will be delivered again (at-least-once).
+        this.log.error('acknowledging delivered postbacks failed', { event: 'ack_failed', count: batch.length, err: errMessage(err) });
+      },
+    );
+    this.ackFlushes.add(flush);
+    void flush.finally(() => this.ackFlushes.delete(flush));
+    return flush;
+  }
+
+  // ------------------------------------------------------------------ background duties
+
+  private async maintenance(): Promise<void> {
+    if (this.maintenanceRunning || !this.running) return;
+    this.maintenanceRunning = true;
+    const { config, queue } = this.deps;
+    try {
+      await queue.promoteDueRetries(this.now());
+      if (this.backlog.length < config.deliveryBatchSize) {
+        const claimed = await queue.claimAbandoned(config.deliveryConsumerName, config.deliveryClaimMinIdleMs, config.deliveryBatchSize, this.claimCursor);
+        this.claimCursor = claimed.cursor;
+        const fresh = claimed.postbacks.filter((p) => !this.inFlight.has(p.entryId));
+        if (fresh.length) {
+          this.counters.claimed += fresh.length;
+          this.deps.observer?.onClaimed?.(fresh.length);
+          this.log.warn('took over postbacks abandoned by another worker', { event: 'postbacks_claimed', count: fresh.length });
+          if (this.running) this.backlog.push(...fresh);
+          else this.toRelease.push(...fresh);
+        }
+        for (const m of claimed.malformed) void this.deadLetterMalformed(m);
+      }
+      if (this.now() - this.lastTemplateGc > TEMPLATE_GC_EVERY_MS) {
+        this.lastTemplateGc = this.now();
+        await queue.collectTemplates(this.now());
+      }
+    } catch (err) {
+      this.log.error('queue maintenance failed', { event: 'maintenance_failed', err: errMessage(err) });
+    } finally {
+      this.maintenanceRunning = false;
+    }
+  }
+}
+
+function errorText(result: AttemptResult, o: AttemptOutcome): string {
+  if (result.kind === 'error') return `${result.code}${o.errorMessage ? `: ${o.errorMessage}` : ''}`.slice(0, 500);
+  return `HTTP ${result.status}`;
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,168 @@
+/**
+ * The ingest HTTP application (Koa). Builds the app; does not listen (main.ts does), so tests can run it
+ * in-process on port 0.
+ *
+ *   POST /ingest.php, POST /i   one postback per data object, all enqueued or none -> 202
+ *   GET  /health                whether Redis answers -> 200 or 503
+ *
+ * Every error is a JSON body {"error":{"code","message","details":[{"path","message"}]}}.
+ */
+import Koa from 'koa';
+import Router, { type RouterMiddleware } from '@koa/router';
+import bodyParser from 'koa-bodyparser';
+import type { Redis } from 'ioredis';
+import { AppError, QueueFullError, QueueUnavailableError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { Queue } from '../shared/queue.js';
+import { validateIngestRequest, type IngestLimits } from './schemas.js';
+
+export interface IngestDeps {
+  readonly queue: Queue;
+  readonly redis: Redis;
+  readonly logger: Logger;
+  readonly limits: IngestLimits & { readonly maxBodyBytes: number };
+  /** Redis PING timeout of the health check, ms. */
+  readonly healthTimeoutMs?: number;
+}
+
+export const INGEST_PATHS = ['/ingest.php', '/i'] as const;
+
+/** Map errors from koa-bodyparser / raw-body / @koa/router to our codes. */
+function toAppError(err: any): AppError {
+  if (err instanceof AppError) return err;
+  const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500;
+  switch (err?.type) {
+    case 'entity.parse.failed':
+      return new AppError('ERR_INVALID_JSON', `request body is not valid JSON: ${err.message}`, 400, [
+        { path: 'body', message: 'must be a JSON object' },
+      ]);
+    case 'entity.too.large':
+      return new AppError('ERR_BODY_TOO_LARGE', `request body is larger than the limit of ${err.limit} bytes`, 413, [
+        { path: 'body', message: `must be at most ${err.limit} bytes` },
+      ]);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new AppError('ERR_UNSUPPORTED_ENCODING', String(err.message), 415);
+    case 'request.aborted':
+      return new AppError('ERR_REQUEST_ABORTED', 'the client closed the request before sending the whole body', 400);
+    case 'request.size.invalid':
+      return new AppError('ERR_BAD_CONTENT_LENGTH', 'request body size did not match Content-Length', 400);
+  }
+  if (status === 405 || status === 501) return new AppError('ERR_METHOD_NOT_ALLOWED', 'method not allowed on this path', 405);
+  if (status === 404) return new AppError('ERR_NOT_FOUND', 'no such path; post to /ingest.php or /i', 404);
+  if (status >= 400 && status < 500) return new AppError('ERR_BAD_REQUEST', String(err?.message ?? 'bad request'), status);
+  return new AppError('ERR_INTERNAL', 'internal error', 500, [], { cause: err });
+}
+
+function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  // ioredis: offline queue disabled, command timeout, connection closed mid-command, Redis refusing writes.
+  return (
+    /enableOfflineQueue|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|LOADING|MASTERDOWN|READONLY|OOM|MISCONF|NOSCRIPT|BUSY|max retries/i.test(
+      err.message,
+    ) || err.name === 'MaxRetriesPerRequestError'
+  );
+}
+
+export function createIngestApp(deps: IngestDeps): Koa {
+  const { queue, redis, logger, limits } = deps;
+  const app = new Koa();
+  app.proxy = true;
+
+  // Errors first: everything below throws, this turns it into a JSON answer.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw Object.assign(new Error('not found'), { status: 404 });
+    } catch (raw) {
+      const err = toAppError(raw);
+      ctx.status = err.status;
+      if (err.status === 405) ctx.set('Allow', ctx.path === '/health' ? 'GET, HEAD' : INGEST_PATHS.includes(ctx.path as any) ? 'POST' : '');
+      if (err.status === 503) ctx.set('Retry-After', '1');
+      ctx.body = {
+        error: {
+          code: err.code,
+          message: err.expose ? err.message : 'internal error',
+          ...(err.details.length ? { details: err.details } : {}),
+        },
+      };
+      const meta = { event: 'ingest_request_failed', status: err.status, errCode: err.code, path: ctx.path, method: ctx.method };
+      if (err.status >= 500) logger.error('ingest request failed', { ...meta, err: err.cause ?? err });
+      else logger.warn('ingest request rejected', { ...meta, reason: err.message });
+    }
+  });
+
+  // Clients send raw JSON with whatever Content-Type their tool sets (curl -d: form-urlencoded; PHP: often
+  // none). These paths only ever take JSON, so parse the body as JSON regardless of what it was labelled.
+  app.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && INGEST_PATHS.includes(ctx.path as any)) {
+      ctx.req.headers['content-type'] = 'application/json';
+      if (!ctx.req.headers['content-length'] && !ctx.req.headers['transfer-encoding']) {
+        throw new AppError('ERR_EMPTY_BODY', 'request body is empty; send the postback request as JSON', 400, [
+          { path: 'body', message: 'is required' },
+        ]);
+      }
+    }
+    await next();
+  });
+
+  const router = new Router();
+  const parse = bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: String(limits.maxBodyBytes),
+    strict: true,
+    onerror: (err) => {
+      throw err;
+    },
+  });
+
+  const ingest: RouterMiddleware = async (ctx) => {
+    const raw = (ctx.request as any).rawBody as string | undefined;
+    if (raw === undefined || raw.trim() === '') {
+      throw new AppError('ERR_EMPTY_BODY', 'request body is empty; send the postback request as JSON', 400, [
+        { path: 'body', message: 'is required' },
+      ]);
+    }
+    const request = validateIngestRequest(ctx.request.body, limits);
+    const payloads = request.data.map((d) => JSON.stringify(d));
+    let result;
+    try {
+      result = await queue.enqueue(request.template, payloads);
+    } catch (err) {
+      if (isRedisUnavailable(err)) throw new QueueUnavailableError(undefined, err);
+      throw err;
+    }
+    if (!result.ok) throw new QueueFullError(result.length);
+    ctx.status = 202;
+    ctx.body = { accepted: result.ids.length, ids: result.ids };
+  };
+
+  for (const path of INGEST_PATHS) router.post(path, parse, ingest);
+
+  const health: RouterMiddleware = async (ctx) => {
+    const timeout = deps.healthTimeoutMs ?? 1000;
+    let up = false;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const pong = await Promise.race([
+        redis.ping(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('ping timed out')), timeout);
+        }),
+      ]);
+      up = pong === 'PONG';
+    } catch {
+      up = false;
+    } finally {
+      clearTimeout(timer);
+    }
+    ctx.status = up ? 200 : 503;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { status: up ? 'ok' : 'unavailable', redis: up ? 'up' : 'down' };
+  };
+  router.get('/health', health);
+
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  return app;
+}

@@ -1,0 +1,95 @@
+/**
+ * Ingest service entry point: `node dist/ingest/main.js`. Reads the configuration (exits 1 naming every
+ * bad setting), connects to Redis, listens, and tells pm2 it is ready.
+ */
+import http from 'node:http';
+import { ConfigError, loadConfig } from '../shared/config.js';
+import { createLogger } from '../shared/logger.js';
+import { onShutdownSignal, signalReady } from '../shared/lifecycle.js';
+import { Queue } from '../shared/queue.js';
+import { createRedis } from '../shared/redis.js';
+import { createIngestApp } from './app.js';
+
+function main(): void {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`ingest: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger('ingest', config.logLevel);
+  const redis = createRedis(config.redisUrl, 'ingest', config.ingestRedisTimeoutMs);
+  let redisUp = false;
+  redis.on('ready', () => {
+    redisUp = true;
+    logger.info('connected to redis', { event: 'redis_connected' });
+  });
+  redis.on('error', (err) => {
+    if (redisUp) logger.error('redis connection error', { event: 'redis_error', errCode: (err as any).code, err: err.message });
+    redisUp = false;
+  });
+
+  const queue = new Queue(redis, {
+    prefix: config.queuePrefix,
+    maxLength: config.queueMaxLength,
+    templateGcGraceS: config.templateGcGraceS,
+  });
+  const app = createIngestApp({
+    queue,
+    redis,
+    logger,
+    limits: {
+      maxBodyBytes: config.ingestMaxBodyBytes,
+      maxDataItems: config.ingestMaxDataItems,
+      maxUrlLength: config.ingestMaxUrlLength,
+    },
+  });
+  app.on('error', () => {
+    /* already logged by the error middleware; Koa would print a stack otherwise */
+  });
+
+  const server = http.createServer(app.callback());
+  // Longer than nginx's upstream keepalive_timeout (60 s), so nginx closes idle connections first and
+  // never sends a request on a socket we are closing.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 30_000;
+
+  server.listen(config.ingestPort, config.ingestHost, () => {
+    const addr = server.address();
+    logger.info('ingest listening', { event: 'ingest_listening', address: addr });
+    // Ready once Redis answers, or after 5 s anyway: ingest up with Redis down answers 503 and /health
+    // says why, which beats a process pm2 keeps waiting for.
+    const readyTimer = setTimeout(signalReady, 5000);
+    redis.ping().then(
+      () => {
+        clearTimeout(readyTimer);
+        signalReady();
+      },
+      () => {},
+    );
+  });
+  server.on('error', (err) => {
+    logger.error('cannot listen', { event: 'ingest_listen_failed', err });
+    process.exit(1);
+  });
+
+  onShutdownSignal(
+    logger,
+    async () => {
+      // Stop accepting, let requests in progress finish (their enqueue included), then close Redis.
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await redis.quit().catch(() => redis.disconnect());
+    },
+    8000,
+  );
+}
+
+main();

@@ -1,0 +1,192 @@
+/**
+ * The one typed configuration module. Every setting is read from the environment once, validated with
+ * joi (all errors reported at once), and returned as a frozen object. Only `main.ts` files call
+ * `loadConfig(process.env)`; everything else receives the object.
+ *
+ * Every key here is documented, with its unit and default, in docs/configuration.md. Keep them in step.
+ */
+import os from 'node:os';
+import Joi from 'joi';
+
+export type PostFormat = 'json' | 'form';
+
+export interface Config {
+  /** Redis connection URL (redis://[user:password@]host:port[/db]). @defaultValue redis://127.0.0.1:6379 */
+  readonly redisUrl: string;
+  /** Prefix of every Redis key the queue owns. @defaultValue pb */
+  readonly queuePrefix: string;
+  /** Ingest refuses (503 ERR_QUEUE_FULL) once this many postbacks wait in the stream; 0 = no limit. @defaultValue 10000000 */
+  readonly queueMaxLength: number;
+  /** Seconds an unreferenced URL template is kept before garbage collection. @defaultValue 3600 */
+  readonly templateGcGraceS: number;
+
+  /** Address the ingest HTTP server binds. @defaultValue 127.0.0.1 */
+  readonly ingestHost: string;
+  /** TCP port of the ingest HTTP server. @defaultValue 3000 */
+  readonly ingestPort: number;
+  /** Largest accepted request body, bytes. @defaultValue 1048576 */
+  readonly ingestMaxBodyBytes: number;
+  /** Largest accepted `data` array, items. @defaultValue 1000 */
+  readonly ingestMaxDataItems: number;
+  /** Longest accepted endpoint.url template, characters. @defaultValue 2048 */
+  readonly ingestMaxUrlLength: number;
+  /** Ingest gives up on a Redis command after this long and answers 503, ms. @defaultValue 2000 */
+  readonly ingestRedisTimeoutMs: number;
+
+  /** Value put in place of a {key} that has no matching data key. @defaultValue "" (empty string) */
+  readonly unmatchedPlaceholderDefault: string;
+
+  /** Attempts per postback, the first included, before it is dead-lettered. @defaultValue 5 */
+  readonly deliveryMaxAttempts: number;
+  /** Whole-request timeout of one delivery attempt, ms. @defaultValue 10000 */
+  readonly deliveryTimeoutMs: number;
+  /** Deliveries in flight at once, per worker process. @defaultValue 64 */
+  readonly deliveryConcurrency: number;
+  /** Postbacks fetched from Redis per read, at most. @defaultValue 128 */
+  readonly deliveryBatchSize: number;
+  /** How long a worker's blocking read waits for new postbacks before looping, ms. @defaultValue 2000 */
+  readonly deliveryBlockMs: number;
+  /** First retry delay before jitter, ms; doubles each attempt. @defaultValue 1000 */
+  readonly deliveryBackoffBaseMs: number;
+  /** Longest retry delay, ms (also caps an honoured Retry-After). @defaultValue 600000 */
+  readonly deliveryBackoffMaxMs: number;
+  /** Body encoding of POST deliveries. @defaultValue json */
+  readonly deliveryPostFormat: PostFormat;
+  /** Response bytes read per attempt; the rest is discarded unread. @defaultValue 65536 */
+  readonly deliveryMaxResponseBytes: number;
+  /** A postback left unacknowledged this long by a worker is taken over by another, ms. @defaultValue 60000 */
+  readonly deliveryClaimMinIdleMs: number;
+  /** How often a worker looks for abandoned postbacks and due retries, ms. @defaultValue 1000 */
+  readonly deliveryMaintenanceIntervalMs: number;
+  /** Time a stopping worker gives in-flight deliveries before handing them back, ms. @defaultValue 8000 */
+  readonly deliveryShutdownTimeoutMs: number;
+  /** Exit (so pm2 restarts the worker) when Redis has been unreachable this long, ms. @defaultValue 60000 */
+  readonly deliveryRedisDownExitMs: number;
+  /** Name of this worker in the consumer group; stable names let a restarted worker resume its own work at once. */
+  readonly deliveryConsumerName: string;
+  /** User-Agent header of deliveries. @defaultValue postback-delivery/<version> */
+  readonly deliveryUserAgent: string;
+
+  /** winston level: error, warn, info, debug. @defaultValue info */
+  readonly logLevel: string;
+  /** Characters of a response body kept in a delivery log line. @defaultValue 1024 */
+  readonly logResponseBodyMaxChars: number;
+  /** Query parameters whose values are replaced by [REDACTED] in logs. */
+  readonly logRedactQueryParams: readonly string[];
+}
+
+const DEFAULT_REDACT = 'token,access_token,api_key,apikey,secret,password,signature,sig,auth';
+
+const int = () => Joi.number().integer();
+
+const schema = Joi.object({
+  REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss', 'unix'] }).default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: Joi.string().pattern(/^[A-Za-z0-9_.:{}-]+$/).max(64).default('pb'),
+  QUEUE_MAX_LENGTH: int().min(0).default(10_000_000),
+  TEMPLATE_GC_GRACE_S: int().min(1).default(3600),
+
+  INGEST_HOST: Joi.string().hostname().default('127.0.0.1'),
+  INGEST_PORT: Joi.number().port().default(3000),
+  INGEST_MAX_BODY_BYTES: int().min(256).max(64 * 1024 * 1024).default(1024 * 1024),
+  INGEST_MAX_DATA_ITEMS: int().min(1).max(100_000).default(1000),
+  INGEST_MAX_URL_LENGTH: int().min(16).max(65_536).default(2048),
+  INGEST_REDIS_TIMEOUT_MS: int().min(50).max(60_000).default(2000),
+
+  UNMATCHED_PLACEHOLDER_DEFAULT: Joi.string().allow('').max(1024).default(''),
+
+  DELIVERY_MAX_ATTEMPTS: int().min(1).max(100).default(5),
+  DELIVERY_TIMEOUT_MS: int().min(100).max(300_000).default(10_000),
+  DELIVERY_CONCURRENCY: int().min(1).max(10_000).default(64),
+  DELIVERY_BATCH_SIZE: int().min(1).max(10_000).default(128),
+  DELIVERY_BLOCK_MS: int().min(10).max(60_000).default(2000),
+  DELIVERY_BACKOFF_BASE_MS: int().min(1).default(1000),
+  DELIVERY_BACKOFF_MAX_MS: int().min(1).default(600_000),
+  DELIVERY_POST_FORMAT: Joi.string().valid('json', 'form').default('json'),
+  DELIVERY_MAX_RESPONSE_BYTES: int().min(0).max(64 * 1024 * 1024).default(64 * 1024),
+  DELIVERY_CLAIM_MIN_IDLE_MS: int().min(100).default(60_000),
+  DELIVERY_MAINTENANCE_INTERVAL_MS: int().min(10).max(600_000).default(1000),
+  DELIVERY_SHUTDOWN_TIMEOUT_MS: int().min(0).max(600_000).default(8000),
+  DELIVERY_REDIS_DOWN_EXIT_MS: int().min(1000).default(60_000),
+  DELIVERY_CONSUMER_NAME: Joi.string().pattern(/^[A-Za-z0-9_.:@-]+$/).max(128),
+  DELIVERY_USER_AGENT: Joi.string().max(256).default('postback-delivery/0.1'),
+
+  LOG_LEVEL: Joi.string().valid('error', 'warn', 'info', 'debug').default('info'),
+  LOG_RESPONSE_BODY_MAX_CHARS: int().min(0).max(1024 * 1024).default(1024),
+  LOG_REDACT_QUERY_PARAMS: Joi.string().allow('').default(DEFAULT_REDACT),
+})
+  // Ignore the rest of the environment (PATH, pm2's variables...).
+  .unknown(true);
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/**
+ * Validate `env` and build the frozen config. Throws ConfigError listing every bad setting by name.
+ * Empty strings count as unset, except for UNMATCHED_PLACEHOLDER_DEFAULT where "" is a real value.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): Config {
+  const input: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) continue;
+    if (v === '' && k !== 'UNMATCHED_PLACEHOLDER_DEFAULT') continue;
+    input[k] = v;
+  }
+  const { value, error } = schema.validate(input, { abortEarly: false, convert: true });
+  const problems = error ? error.details.map((d) => `${d.context?.key ?? d.path.join('.')}: ${d.message}`) : [];
+  const v = value as Record<string, any>;
+  if (!error) {
+    if (v.DELIVERY_BACKOFF_MAX_MS < v.DELIVERY_BACKOFF_BASE_MS) {
+      problems.push('DELIVERY_BACKOFF_MAX_MS: must be at least DELIVERY_BACKOFF_BASE_MS');
+    }
+    // A worker that is merely slow must not have its postbacks taken over mid-request.
+    if (v.DELIVERY_CLAIM_MIN_IDLE_MS <= v.DELIVERY_TIMEOUT_MS * 2) {
+      problems.push(
+        `DELIVERY_CLAIM_MIN_IDLE_MS: must be more than twice DELIVERY_TIMEOUT_MS (${v.DELIVERY_TIMEOUT_MS * 2})`,
+      );
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  const instance = env.NODE_APP_INSTANCE ?? env.pm_id ?? String(process.pid);
+  const config: Config = {
+    redisUrl: v.REDIS_URL,
+    queuePrefix: v.QUEUE_PREFIX,
+    queueMaxLength: v.QUEUE_MAX_LENGTH,
+    templateGcGraceS: v.TEMPLATE_GC_GRACE_S,
+    ingestHost: v.INGEST_HOST,
+    ingestPort: v.INGEST_PORT,
+    ingestMaxBodyBytes: v.INGEST_MAX_BODY_BYTES,
+    ingestMaxDataItems: v.INGEST_MAX_DATA_ITEMS,
+    ingestMaxUrlLength: v.INGEST_MAX_URL_LENGTH,
+    ingestRedisTimeoutMs: v.INGEST_REDIS_TIMEOUT_MS,
+    unmatchedPlaceholderDefault: v.UNMATCHED_PLACEHOLDER_DEFAULT,
+    deliveryMaxAttempts: v.DELIVERY_MAX_ATTEMPTS,
+    deliveryTimeoutMs: v.DELIVERY_TIMEOUT_MS,
+    deliveryConcurrency: v.DELIVERY_CONCURRENCY,
+    deliveryBatchSize: v.DELIVERY_BATCH_SIZE,
+    deliveryBlockMs: v.DELIVERY_BLOCK_MS,
+    deliveryBackoffBaseMs: v.DELIVERY_BACKOFF_BASE_MS,
+    deliveryBackoffMaxMs: v.DELIVERY_BACKOFF_MAX_MS,
+    deliveryPostFormat: v.DELIVERY_POST_FORMAT,
+    deliveryMaxResponseBytes: v.DELIVERY_MAX_RESPONSE_BYTES,
+    deliveryClaimMinIdleMs: v.DELIVERY_CLAIM_MIN_IDLE_MS,
+    deliveryMaintenanceIntervalMs: v.DELIVERY_MAINTENANCE_INTERVAL_MS,
+    deliveryShutdownTimeoutMs: v.DELIVERY_SHUTDOWN_TIMEOUT_MS,
+    deliveryRedisDownExitMs: v.DELIVERY_REDIS_DOWN_EXIT_MS,
+    deliveryConsumerName: v.DELIVERY_CONSUMER_NAME ?? `${os.hostname()}-${instance}`,
+    deliveryUserAgent: v.DELIVERY_USER_AGENT,
+    logLevel: v.LOG_LEVEL,
+    logResponseBodyMaxChars: v.LOG_RESPONSE_BODY_MAX_CHARS,
+    logRedactQueryParams: Object.freeze(
+      String(v.LOG_REDACT_QUERY_PARAMS)
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,47 @@
+/**
+ * Application errors with a stable `code` (listed in docs/errors.md), an HTTP `status`, and `expose`
+ * telling whether the message may be shown to a client.
+ */
+export interface ErrorDetail {
+  /** Where in the request the problem is, e.g. `data[3].key` or `endpoint.url`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export class AppError extends Error {
+  override name = 'AppError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 500,
+    readonly details: readonly ErrorDetail[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+  /** 4xx messages are written for the client; 5xx messages may leak internals. */
+  get expose(): boolean {
+    return this.status < 500 || this.status === 503;
+  }
+}
+
+export class ValidationError extends AppError {
+  override name = 'ValidationError';
+  constructor(message: string, details: readonly ErrorDetail[] = [], code = 'ERR_VALIDATION') {
+    super(code, message, 400, details);
+  }
+}
+
+export class QueueUnavailableError extends AppError {
+  override name = 'QueueUnavailableError';
+  constructor(message = 'the delivery queue is unavailable; nothing was enqueued, retry later', cause?: unknown) {
+    super('ERR_QUEUE_UNAVAILABLE', message, 503, [], { cause });
+  }
+}
+
+export class QueueFullError extends AppError {
+  override name = 'QueueFullError';
+  constructor(length: number) {
+    super('ERR_QUEUE_FULL', `the delivery queue is full (${length} postbacks waiting); nothing was enqueued, retry later`, 503);
+  }
+}

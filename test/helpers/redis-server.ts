@@ -1,0 +1,112 @@
+/**
+ * A real redis-server for tests, on a free port, in a temporary directory, with AOF on by default.
+ * Can be stopped (SHUTDOWN, AOF flushed), killed (-9) and restarted on the same port and data.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RedisServerOptions {
+  readonly appendonly?: boolean;
+  readonly appendfsync?: 'always' | 'everysec' | 'no';
+}
+
+export class RedisServer {
+  private proc: ChildProcess | undefined;
+  readonly dir: string;
+  private constructor(
+    readonly port: number,
+    private readonly options: RedisServerOptions,
+  ) {
+    this.dir = mkdtempSync(path.join(os.tmpdir(), 'pb-redis-'));
+  }
+
+  static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options);
+    await server.launch();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  async launch(): Promise<void> {
+    const args = [
+      '--port', String(this.port),
+      '--bind', '127.0.0.1',
+      '--dir', this.dir,
+      '--save', '',
+      '--appendonly', this.options.appendonly === false ? 'no' : 'yes',
+      '--appendfsync', this.options.appendfsync ?? 'everysec',
+      '--maxmemory-policy', 'noeviction',
+      '--daemonize', 'no',
+      '--loglevel', 'warning',
+    ];
+    const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    this.proc = proc;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
+      try {
+        const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        await probe.connect();
+        const pong = await probe.ping();
+        probe.disconnect();
+        if (pong === 'PONG') return;
+      } catch {
+        /* not up yet, or still loading the AOF */
+      }
+      if (Date.now() > deadline) throw new Error('redis-server did not start in 10 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Graceful stop: Redis flushes the AOF before exiting. */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await exited;
+    this.proc = undefined;
+  }
+
+  /** Crash: whatever the AOF had not written is lost, as in a power cut of the process. */
+  async kill(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+    this.proc = undefined;
+  }
+
+  async destroy(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  client(): Redis {
+    return new Redis(this.url, { maxRetriesPerRequest: 3 });
+  }
+}
