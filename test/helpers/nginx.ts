@@ -1,0 +1,106 @@
+/**
+ * A real nginx for tests, on a free port, in a temporary prefix, routing with the repository's own
+ * nginx/*.conf (installed as <prefix>/postback/, exactly as production has /etc/nginx/postback/).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './redis-server.js';
+
+const repoNginx = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../nginx');
+
+export interface NginxOptions {
+  /** Ports of the ingest processes behind nginx (127.0.0.1). */
+  readonly upstreamPorts: readonly number[];
+  /** Extra server-level directives (tests of access rules, say). */
+  readonly serverExtra?: string;
+  readonly workerProcesses?: number;
+}
+
+export class Nginx {
+  private proc: ChildProcess | undefined;
+  private constructor(
+    readonly port: number,
+    readonly prefix: string,
+  ) {}
+
+  get base(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get accessLog(): string {
+    return path.join(this.prefix, 'logs', 'access.log');
+  }
+
+  static async start(options: NginxOptions): Promise<Nginx> {
+    const port = await freePort();
+    const prefix = mkdtempSync(path.join(os.tmpdir(), 'pb-nginx-'));
+    mkdirSync(path.join(prefix, 'logs'));
+    symlinkSync(repoNginx, path.join(prefix, 'postback'));
+    const upstream = options.upstreamPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n');
+    writeFileSync(
+      path.join(prefix, 'nginx.conf'),
+      `worker_processes ${options.workerProcesses ?? 1};
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    include postback/http.conf;
+    access_log ${prefix}/logs/access.log postback_json;
+    client_body_temp_path ${prefix}/body;
+    proxy_temp_path ${prefix}/proxy;
+    fastcgi_temp_path ${prefix}/fastcgi;
+    uwsgi_temp_path ${prefix}/uwsgi;
+    scgi_temp_path ${prefix}/scgi;
+    upstream postback_ingest {
+${upstream}
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:${port};
+        server_name _;
+        include postback/locations.conf;
+${options.serverExtra ?? ''}
+    }
+}
+`,
+    );
+    const check = spawnSync('nginx', ['-t', '-q', '-p', prefix, '-c', path.join(prefix, 'nginx.conf')], { encoding: 'utf8' });
+    if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`);
+    const nginx = new Nginx(port, prefix);
+    nginx.proc = spawn('nginx', ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-g', 'daemon off;'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const deadline = Date.now() + 10_000;
+    while (!(await canConnect(port))) {
+      if (nginx.proc.exitCode !== null) throw new Error(`nginx exited with ${nginx.proc.exitCode}`);
+      if (Date.now() > deadline) throw new Error('nginx did not start in 10 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return nginx;
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (proc && proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGQUIT');
+      await exited;
+    }
+    rmSync(this.prefix, { recursive: true, force: true });
+  }
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
