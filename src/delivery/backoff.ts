@@ -32,6 +32,9 @@ export function parseRetryAfter(header: string | undefined, nowMs: number): numb
   const text = header.trim();
   if (text === '') return undefined;
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // An HTTP-date always names a day or month; without letters, V8's lenient Date.parse would read
+  // "-5" or "1.5" as dates in the past (and so as "retry now").
+  if (!/[a-z]/i.test(text)) return undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowMs);
