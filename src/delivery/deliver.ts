@@ -17,6 +17,11 @@ export interface DelivererOptions {
   readonly userAgent: string;
   /** Sockets kept per partner host; in-flight deliveries never exceed the worker's concurrency anyway. */
   readonly maxSockets: number;
+  /**
+   * Connection agents to use instead of the keep-alive ones built here. Tests pass agents that pin
+   * every connection to a local endpoint (like curl --resolve), so the brief's own URLs can be sent.
+   */
+  readonly agents?: { readonly http: http.Agent; readonly https: https.Agent };
 }
 
 export interface DeliveryRequest {
@@ -51,7 +56,7 @@ export function formBody(data: DataObject): string {
 
 export function createDeliverer(options: DelivererOptions): Deliverer {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, maxFreeSockets: options.maxSockets, scheduling: 'lifo' as const };
-  const agent = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+  const agent = options.agents ?? { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
   const client: Got = got.extend({
     agent,
     retry: { limit: 0 },

@@ -69,6 +69,7 @@ export class RedisServer {
       if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
       try {
         const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        probe.on('error', () => {});
         await probe.connect();
         const pong = await probe.ping();
         probe.disconnect();

@@ -1,0 +1,205 @@
+/**
+ * The whole pipeline in the test process, on real parts: a real redis-server, the ingest Koa app
+ * listening on a free port, a DeliveryWorker with real got deliveries, and a Receiver standing in for
+ * the partner. Log lines are kept in memory so tests can read the per-attempt records.
+ *
+ * `pinned: true` routes every delivery connection, whatever the URL's host and port, to the receiver
+ * (like curl --resolve), so requests with the brief's own URLs really go out over HTTP.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import type { Redis } from 'ioredis';
+import { createIngestApp } from '../../src/ingest/app.js';
+import { createDeliverer, type Deliverer } from '../../src/delivery/deliver.js';
+import { DeliveryWorker, type WorkerObserver } from '../../src/delivery/worker.js';
+import { loadConfig, type Config } from '../../src/shared/config.js';
+import { Queue } from '../../src/shared/queue.js';
+import { createRedis } from '../../src/shared/redis.js';
+import { Receiver, type Handler } from './receiver.js';
+import { RedisServer } from './redis-server.js';
+
+export interface LogRecord {
+  readonly event?: string;
+  readonly [key: string]: unknown;
+}
+
+export interface StackOptions {
+  /** Settings on top of the test defaults (short backoff, short block). */
+  readonly env?: Record<string, string>;
+  readonly handler?: Handler;
+  readonly pinned?: boolean;
+  /** Start the delivery worker right away (default true). */
+  readonly worker?: boolean;
+  readonly observer?: WorkerObserver;
+  /** Reuse a running Redis (not destroyed by stop()). */
+  readonly redis?: RedisServer;
+}
+
+export const TEST_ENV: Record<string, string> = {
+  DELIVERY_BACKOFF_BASE_MS: '20',
+  DELIVERY_BACKOFF_MAX_MS: '200',
+  DELIVERY_BLOCK_MS: '100',
+  DELIVERY_MAINTENANCE_INTERVAL_MS: '20',
+  DELIVERY_TIMEOUT_MS: '2000',
+  DELIVERY_CLAIM_MIN_IDLE_MS: '5000',
+  DELIVERY_SHUTDOWN_TIMEOUT_MS: '2000',
+  INGEST_REDIS_TIMEOUT_MS: '500',
+};
+
+class PinnedHttpAgent extends http.Agent {
+  constructor(private readonly port: number) {
+    super({ keepAlive: true });
+  }
+  override createConnection(): net.Socket {
+    return net.createConnection({ host: '127.0.0.1', port: this.port });
+  }
+}
+
+export class Stack {
+  worker: DeliveryWorker | undefined;
+  private deliverer: Deliverer | undefined;
+  private blocking: Redis | undefined;
+  private readonly workerRedis: Redis;
+  private readonly server: http.Server;
+
+  private constructor(
+    readonly redisServer: RedisServer,
+    private readonly ownsRedis: boolean,
+    readonly receiver: Receiver,
+    readonly config: Config,
+    readonly queue: Queue,
+    readonly ingestRedis: Redis,
+    readonly logger: winston.Logger,
+    readonly logs: LogRecord[],
+    private readonly options: StackOptions,
+  ) {
+    this.workerRedis = createRedis(config.redisUrl, 'worker');
+    const app = createIngestApp({
+      queue,
+      redis: ingestRedis,
+      logger,
+      limits: {
+        maxBodyBytes: config.ingestMaxBodyBytes,
+        maxDataItems: config.ingestMaxDataItems,
+        maxUrlLength: config.ingestMaxUrlLength,
+      },
+    });
+    app.on('error', () => {});
+    this.server = http.createServer(app.callback());
+  }
+
+  static async start(options: StackOptions = {}): Promise<Stack> {
+    const redisServer = options.redis ?? (await RedisServer.start());
+    const receiver = await Receiver.start(options.handler);
+    const config = loadConfig({ ...TEST_ENV, REDIS_URL: redisServer.url, DELIVERY_CONSUMER_NAME: 'test-worker', ...options.env });
+    const ingestRedis = createRedis(config.redisUrl, 'ingest', config.ingestRedisTimeoutMs);
+    ingestRedis.on('error', () => {});
+    // Ingest has no offline queue (it answers 503 at once when Redis is not there): wait for the link.
+    if (ingestRedis.status !== 'ready') await new Promise((resolve) => ingestRedis.once('ready', resolve));
+    const queue = new Queue(ingestRedis, { prefix: config.queuePrefix, maxLength: config.queueMaxLength, templateGcGraceS: config.templateGcGraceS });
+    const logs: LogRecord[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        logs.push(JSON.parse(chunk.toString('utf8')) as LogRecord);
+        cb();
+      },
+    });
+    const logger = winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
+    const stack = new Stack(redisServer, !options.redis, receiver, config, queue, ingestRedis, logger, logs, options);
+    await new Promise<void>((resolve) => stack.server.listen(0, '127.0.0.1', resolve));
+    if (options.worker !== false) await stack.startWorker();
+    return stack;
+  }
+
+  get ingestBase(): string {
+    return `http://127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
+  }
+
+  /** The URL of the receiver, for templates. */
+  get endpoint(): string {
+    return this.receiver.base;
+  }
+
+  async startWorker(): Promise<DeliveryWorker> {
+    this.workerRedis.on('error', () => {});
+    const blocking = createRedis(this.config.redisUrl, 'blocking');
+    blocking.on('error', () => {});
+    this.blocking = blocking;
+    const pinned = this.options.pinned ? new PinnedHttpAgent(this.receiver.port) : undefined;
+    this.deliverer = createDeliverer({
+      timeoutMs: this.config.deliveryTimeoutMs,
+      maxResponseBytes: this.config.deliveryMaxResponseBytes,
+      postFormat: this.config.deliveryPostFormat,
+      userAgent: this.config.deliveryUserAgent,
+      maxSockets: this.config.deliveryConcurrency,
+      ...(pinned ? { agents: { http: pinned, https: new https.Agent() } } : {}),
+    });
+    const queue = new Queue(this.workerRedis, {
+      prefix: this.config.queuePrefix,
+      maxLength: this.config.queueMaxLength,
+      templateGcGraceS: this.config.templateGcGraceS,
+    });
+    this.worker = new DeliveryWorker({
+      config: this.config,
+      queue,
+      blocking,
+      logger: this.logger,
+      deliver: this.deliverer,
+      ...(this.options.observer ? { observer: this.options.observer } : {}),
+    });
+    await this.worker.start();
+    return this.worker;
+  }
+
+  async stopWorker(): Promise<void> {
+    await this.worker?.stop();
+    this.deliverer?.close();
+    this.blocking?.disconnect();
+    this.worker = undefined;
+  }
+
+  /** POST a body (object -> JSON, string as-is) to an ingest path. */
+  async post(body: unknown, path = '/i', headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+    const res = await fetch(this.ingestBase + path, {
+      method: 'POST',
+      headers,
+      body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = text;
+    }
+    return { status: res.status, json, headers: res.headers };
+  }
+
+  events(name: string): LogRecord[] {
+    return this.logs.filter((l) => l.event === name);
+  }
+
+  /** Resolves when `n` log lines with this event exist. */
+  async waitForEvents(name: string, n: number, timeoutMs = 15_000): Promise<LogRecord[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hits = this.events(name);
+      if (hits.length >= n) return hits;
+      if (Date.now() > deadline) throw new Error(`saw ${hits.length} of ${n} ${name} events in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.stopWorker();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.ingestRedis.disconnect();
+    this.workerRedis.disconnect();
+    await this.receiver.close();
+    if (this.ownsRedis) await this.redisServer.destroy();
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The pipeline end to end in one process, on real parts: HTTP into the ingest app, a real redis-server,
+ * the delivery worker sending real HTTP requests to a local endpoint.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, it } from 'node:test';
+import { Stack } from '../helpers/stack.js';
+
+const sample = JSON.parse(readFileSync(new URL('../fixtures/sample.json', import.meta.url), 'utf8'));
+
+describe('delivery', () => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  it("delivers the brief's sample request to exactly the brief's sample URLs", async () => {
+    stack = await Stack.start({ pinned: true });
+    const res = await stack.post(sample, '/ingest.php');
+    assert.equal(res.status, 202);
+    assert.equal(res.json.accepted, 2);
+    await stack.receiver.waitFor(2);
+    const got = stack.receiver.requests.map((r) => `${r.method} http://${r.headers.host}${r.url}`).sort();
+    assert.deepEqual(got, [
+      'GET http://sample_domain_endpoint.com/data?key=Azureus&value=Dendrobates&foo=',
+      'GET http://sample_domain_endpoint.com/data?key=Phyllobates&value=Terribilis&foo=',
+    ]);
+    const lines = await stack.waitForEvents('delivery_succeeded', 2);
+    assert.deepEqual(lines.map((l) => l.url).sort(), [
+      'http://sample_domain_endpoint.com/data?key=Azureus&value=Dendrobates&foo=',
+      'http://sample_domain_endpoint.com/data?key=Phyllobates&value=Terribilis&foo=',
+    ]);
+  });
+
+  it('logs one JSON line per attempt with time, status, duration, body, method, url, id and attempt', async () => {
+    stack = await Stack.start({ handler: () => ({ status: 201, body: 'thanks '.repeat(400) }) });
+    const res = await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/cb?c={c}&token={t}` }, data: [{ c: 'x', t: 's3cret' }] });
+    const [line] = await stack.waitForEvents('delivery_succeeded', 1);
+    assert.equal(line!.postbackId, res.json.ids[0]);
+    assert.equal(line!.attempt, 1);
+    assert.equal(line!.method, 'GET');
+    assert.equal(line!.url, `${stack.endpoint}/cb?c=x&token=[REDACTED]`, 'secrets in the query are redacted');
+    assert.equal(line!.status, 201);
+    assert.equal(typeof line!.durationMs, 'number');
+    assert.ok(!Number.isNaN(Date.parse(String(line!.deliveredAt))), 'deliveredAt is a timestamp');
+    assert.equal(String(line!.responseBody).length, stack.config.logResponseBodyMaxChars, 'body cut to the configured size');
+    assert.equal(stack.receiver.requests[0]!.url, '/cb?c=x&token=s3cret', 'the partner gets the real value');
+    assert.equal(stack.receiver.requests[0]!.headers['x-postback-id'], res.json.ids[0]);
+  });
+
+  it('POST delivery carries the data object as a JSON body', async () => {
+    stack = await Stack.start();
+    const data = { event: 'install', n: 3, ok: true, none: null, text: 'żółw & co' };
+    await stack.post({ endpoint: { method: 'post', url: `${stack.endpoint}/hook/{event}` }, data: [data] });
+    await stack.receiver.waitFor(1);
+    const req = stack.receiver.requests[0]!;
+    assert.equal(req.method, 'POST');
+    assert.equal(req.url, '/hook/install');
+    assert.equal(req.headers['content-type'], 'application/json');
+    assert.deepEqual(JSON.parse(req.body), data);
+  });
+
+  it('POST delivery can send the data form-encoded (DELIVERY_POST_FORMAT=form)', async () => {
+    stack = await Stack.start({ env: { DELIVERY_POST_FORMAT: 'form' } });
+    await stack.post({ endpoint: { method: 'POST', url: `${stack.endpoint}/hook` }, data: [{ a: 'x y', b: 2, c: null }] });
+    await stack.receiver.waitFor(1);
+    const req = stack.receiver.requests[0]!;
+    assert.equal(req.headers['content-type'], 'application/x-www-form-urlencoded');
+    assert.equal(req.body, 'a=x+y&b=2&c=');
+  });
+
+  it('uses the configured default for keys the data lacks', async () => {
+    stack = await Stack.start({ env: { UNMATCHED_PLACEHOLDER_DEFAULT: 'unknown' } });
+    await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/x?a={a}&b={b}` }, data: [{ a: '1' }] });
+    await stack.receiver.waitFor(1);
+    assert.equal(stack.receiver.requests[0]!.url, '/x?a=1&b=unknown');
+  });
+
+  it('retries 5xx, timeouts and 429 with backoff, then succeeds', async () => {
+    // attempt 1: 503, attempt 2: 429 with Retry-After 0, attempt 3: too slow (timeout), attempt 4: 200
+    stack = await Stack.start({
+      env: { DELIVERY_TIMEOUT_MS: '300', DELIVERY_CLAIM_MIN_IDLE_MS: '5000' },
+      handler: (_req, i) => [{ status: 503 }, { status: 429, headers: { 'retry-after': '0' } }, { status: 200, delayMs: 1000 }, { status: 200 }][i],
+    });
+    const res = await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/r` }, data: [{}] });
+    const [ok] = await stack.waitForEvents('delivery_succeeded', 1);
+    assert.equal(ok!.attempt, 4);
+    const retries = stack.events('delivery_retry_scheduled');
+    assert.deepEqual(retries.map((r) => [r.attempt, r.status ?? r.errCode]), [[1, 503], [2, 429], [3, 'ETIMEDOUT']]);
+    assert.ok(retries.every((r) => r.postbackId === res.json.ids[0]));
+    const status = await stack.queue.status();
+    assert.equal(status.retryScheduled, 0);
+    assert.equal(status.deadLetters, 0);
+  });
+
+  it('dead-letters after the last attempt, keeping the reason', async () => {
+    stack = await Stack.start({ env: { DELIVERY_MAX_ATTEMPTS: '3' }, handler: () => ({ status: 500, body: 'boom' }) });
+    const res = await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/d?k={k}` }, data: [{ k: 'v' }] });
+    const [dead] = await stack.waitForEvents('delivery_dead_lettered', 1);
+    assert.equal(dead!.attempt, 3);
+    assert.equal(stack.receiver.requests.length, 3);
+    const letters = await stack.queue.listDeadLetters();
+    assert.equal(letters.length, 1);
+    assert.equal(letters[0]!.id, res.json.ids[0]);
+    assert.equal(letters[0]!.reason, 'attempts_exhausted');
+    assert.equal(letters[0]!.status, '500');
+    assert.equal(letters[0]!.attempts, 3);
+    assert.equal(letters[0]!.url, `${stack.endpoint}/d?k={k}`);
+    assert.deepEqual(JSON.parse(letters[0]!.data), { k: 'v' });
+    const status = await stack.queue.status();
+    assert.equal(status.streamLength, 0, 'nothing left in the stream');
+    assert.equal(status.retryScheduled, 0);
+  });
+
+  it('does not retry a 404: dead-lettered after one attempt', async () => {
+    stack = await Stack.start({ handler: () => ({ status: 404 }) });
+    await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/gone` }, data: [{}] });
+    const [dead] = await stack.waitForEvents('delivery_dead_lettered', 1);
+    assert.equal(dead!.attempt, 1);
+    // Give a wrongly scheduled retry the time to happen (backoff max is 200 ms here).
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(stack.receiver.requests.length, 1);
+    const [letter] = await stack.queue.listDeadLetters();
+    assert.equal(letter!.reason, 'permanent_status');
+    assert.equal(letter!.status, '404');
+  });
+
+  it('a dead letter replayed is delivered again', async () => {
+    let fail = true;
+    stack = await Stack.start({ handler: () => ({ status: fail ? 410 : 200 }) });
+    await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/p?x={x}` }, data: [{ x: '1' }, { x: '2' }] });
+    await stack.waitForEvents('delivery_dead_lettered', 2);
+    fail = false;
+    assert.equal(await stack.queue.replayDeadLetters(await stack.queue.listDeadLetters()), 2);
+    await stack.waitForEvents('delivery_succeeded', 2);
+    assert.deepEqual(stack.receiver.requests.slice(2).map((r) => r.url).sort(), ['/p?x=1', '/p?x=2']);
+    assert.equal((await stack.queue.status()).deadLetters, 0);
+  });
+
+  it('runs deliveries concurrently up to DELIVERY_CONCURRENCY, never more', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    stack = await Stack.start({ env: { DELIVERY_CONCURRENCY: '8' }, worker: false });
+    const receiverHandler = () => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      setTimeout(() => inFlight--, 100);
+      return { delayMs: 100 };
+    };
+    stack.receiver.handler = receiverHandler;
+    const data = Array.from({ length: 40 }, (_, i) => ({ i }));
+    const res = await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/c?i={i}` }, data });
+    assert.equal(res.status, 202);
+    await stack.startWorker();
+    await stack.receiver.waitFor(40);
+    assert.equal(peak, 8);
+  });
+
+  it('a slow endpoint does not hold up deliveries to a fast one', async () => {
+    stack = await Stack.start({
+      env: { DELIVERY_CONCURRENCY: '16' },
+      handler: (req) => (req.url.startsWith('/slow') ? { delayMs: 1500 } : {}),
+    });
+    await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/slow?i={i}` }, data: Array.from({ length: 8 }, (_, i) => ({ i })) });
+    await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/fast?i={i}` }, data: Array.from({ length: 20 }, (_, i) => ({ i })) });
+    const done = await stack.waitForEvents('delivery_succeeded', 28);
+    const order = done.map((l) => (String(l.url).includes('/fast') ? 'fast' : 'slow'));
+    assert.deepEqual(order, [...Array(20).fill('fast'), ...Array(8).fill('slow')], 'every fast delivery finished before any slow one');
+  });
+});
