@@ -32,10 +32,6 @@ function toAppError(err: any): AppError {
   if (err instanceof AppError) return err;
   const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500;
   switch (err?.type) {
-    case 'entity.parse.failed':
-      return new AppError('ERR_INVALID_JSON', `request body is not valid JSON: ${err.message}`, 400, [
-        { path: 'body', message: 'must be a JSON object' },
-      ]);
     case 'entity.too.large':
       return new AppError('ERR_BODY_TOO_LARGE', `request body is larger than the limit of ${err.limit} bytes`, 413, [
         { path: 'body', message: `must be at most ${err.limit} bytes` },
@@ -106,13 +102,24 @@ export function createIngestApp(deps: IngestDeps): Koa {
     await next();
   });
 
-  const router = new Router();
+  // strict: /i/ is not /i (nginx matches the exact paths too).
+  const router = new Router({ strict: true });
   const parse = bodyParser({
     enableTypes: ['json'],
     jsonLimit: String(limits.maxBodyBytes),
     strict: true,
-    onerror: (err) => {
-      throw err;
+    // co-body marks transport errors (too large, aborted, bad encoding) with a `type`; a JSON parse
+    // failure has none and carries the text it could not parse.
+    onerror: (err: any) => {
+      if (err?.type) throw err;
+      if (typeof err?.body === 'string' && err.body.trim() === '') {
+        throw new AppError('ERR_EMPTY_BODY', 'request body is empty; send the postback request as JSON', 400, [
+          { path: 'body', message: 'is required' },
+        ]);
+      }
+      throw new AppError('ERR_INVALID_JSON', `request body is not a JSON object: ${err?.message ?? 'parse error'}`, 400, [
+        { path: 'body', message: 'must be a JSON object' },
+      ]);
     },
   });
 

@@ -1,0 +1,191 @@
+/**
+ * The ingest HTTP service against a real redis-server: what clients send (any Content-Type), what they
+ * get back (202 with ids, or a JSON 4xx naming the field, or 503 when Redis is away), and what lands in
+ * Redis (one entry per data object, all of a request or nothing).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import { Stack } from '../helpers/stack.js';
+
+const sampleText = readFileSync(new URL('../fixtures/sample.json', import.meta.url), 'utf8');
+const sample = JSON.parse(sampleText);
+
+describe('ingest', () => {
+  let stack: Stack;
+  let redis: Redis;
+  const streamLength = () => redis.xlen(stack.queue.keys.stream);
+
+  before(async () => {
+    stack = await Stack.start({ worker: false, env: { INGEST_MAX_BODY_BYTES: '4096', INGEST_MAX_DATA_ITEMS: '50' } });
+    redis = stack.redisServer.client();
+  });
+  after(async () => {
+    redis.disconnect();
+    await stack.stop();
+  });
+
+  describe('accepts raw JSON whatever the Content-Type', () => {
+    const types = [
+      'application/json',
+      'application/json; charset=utf-8',
+      'application/x-www-form-urlencoded', // curl -d
+      'text/plain',
+      'multipart/form-data; boundary=x',
+      undefined, // PHP's file_get_contents with a bare stream context
+    ];
+    for (const path of ['/i', '/ingest.php']) {
+      for (const type of types) {
+        it(`${path} with ${type ?? 'no Content-Type'}`, async () => {
+          const before = await streamLength();
+          const headers: Record<string, string> = type ? { 'content-type': type } : {};
+          const res = await stack.post(sampleText, path, headers);
+          assert.equal(res.status, 202, JSON.stringify(res.json));
+          assert.equal(res.json.accepted, 2);
+          assert.equal(res.json.ids.length, 2);
+          assert.equal(await streamLength(), before + 2);
+        });
+      }
+    }
+  });
+
+  it('stores one compact entry per data object, in order, with the ids it answered', async () => {
+    const res = await stack.post(sample);
+    const entries = await redis.xrange(stack.queue.keys.stream, res.json.ids[0], res.json.ids[1]);
+    assert.deepEqual(entries.map(([id]) => id), res.json.ids);
+    const datas = entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('d') + 1]!));
+    assert.deepEqual(datas, sample.data);
+    // The URL template is stored once, by id, not in every entry.
+    const tid = entries[0]![1][entries[0]![1].indexOf('t') + 1]!;
+    assert.equal(await redis.hget(stack.queue.keys.templates, tid), `GET ${sample.endpoint.url}`);
+  });
+
+  describe('refuses bad input with a JSON 4xx naming the field, and enqueues nothing', () => {
+    const big = JSON.stringify({ endpoint: sample.endpoint, data: [{ k: 'x'.repeat(5000) }] });
+    const table: [string, string, number, string, string[] | undefined][] = [
+      ['an empty body', '', 400, 'ERR_EMPTY_BODY', ['body']],
+      ['whitespace only', '  \n', 400, 'ERR_EMPTY_BODY', ['body']],
+      ['broken JSON', '{"endpoint":', 400, 'ERR_INVALID_JSON', ['body']],
+      ['a form body', 'endpoint=x&data=y', 400, 'ERR_INVALID_JSON', ['body']],
+      ['a JSON array', '[1,2]', 400, 'ERR_VALIDATION', ['body']],
+      ['a JSON string', '"hello"', 400, 'ERR_INVALID_JSON', ['body']],
+      ['a body over INGEST_MAX_BODY_BYTES', big, 413, 'ERR_BODY_TOO_LARGE', ['body']],
+      ['method PUT', JSON.stringify({ ...sample, endpoint: { ...sample.endpoint, method: 'PUT' } }), 400, 'ERR_VALIDATION', ['endpoint.method']],
+      ['a relative URL', JSON.stringify({ ...sample, endpoint: { ...sample.endpoint, url: '/data?x={x}' } }), 400, 'ERR_VALIDATION', ['endpoint.url']],
+      ['no data', JSON.stringify({ endpoint: sample.endpoint }), 400, 'ERR_VALIDATION', ['data']],
+      ['empty data', JSON.stringify({ endpoint: sample.endpoint, data: [] }), 400, 'ERR_VALIDATION', ['data']],
+      ['more than INGEST_MAX_DATA_ITEMS', JSON.stringify({ endpoint: sample.endpoint, data: Array(51).fill({}) }), 400, 'ERR_VALIDATION', ['data']],
+      ['one bad object among many', JSON.stringify({ endpoint: sample.endpoint, data: [...Array(49).fill({ a: 1 }), { key: [1] }] }), 400, 'ERR_VALIDATION', ['data[49].key']],
+    ];
+    for (const [name, body, status, code, paths] of table) {
+      it(`${name} -> ${status} ${code}`, async () => {
+        const before = await streamLength();
+        const res = await stack.post(body);
+        assert.equal(res.status, status, JSON.stringify(res.json));
+        assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+        assert.equal(res.json.error.code, code);
+        assert.equal(typeof res.json.error.message, 'string');
+        if (paths) assert.deepEqual(res.json.error.details.map((d: { path: string }) => d.path), paths);
+        assert.equal(await streamLength(), before, 'nothing enqueued');
+      });
+    }
+  });
+
+  describe('routes', () => {
+    const table: [string, string, number, string, string | undefined][] = [
+      ['GET', '/i', 405, 'ERR_METHOD_NOT_ALLOWED', 'POST'],
+      ['PUT', '/ingest.php', 405, 'ERR_METHOD_NOT_ALLOWED', 'POST'],
+      ['DELETE', '/i', 405, 'ERR_METHOD_NOT_ALLOWED', 'POST'],
+      ['POST', '/health', 405, 'ERR_METHOD_NOT_ALLOWED', 'GET, HEAD'],
+      ['GET', '/', 404, 'ERR_NOT_FOUND', undefined],
+      ['POST', '/ingest', 404, 'ERR_NOT_FOUND', undefined],
+      ['POST', '/i/', 404, 'ERR_NOT_FOUND', undefined],
+    ];
+    for (const [method, path, status, code, allow] of table) {
+      it(`${method} ${path} -> ${status}`, async () => {
+        const res = await fetch(stack.ingestBase + path, { method, ...(method === 'GET' ? {} : { body: sampleText }) });
+        assert.equal(res.status, status);
+        const body = (await res.json()) as { error: { code: string } };
+        assert.equal(body.error.code, code);
+        if (allow) assert.equal(res.headers.get('allow'), allow);
+      });
+    }
+  });
+
+  it('refuses a whole request when the queue is full: 503, nothing half-enqueued', async () => {
+    const full = await Stack.start({ worker: false, env: { QUEUE_MAX_LENGTH: '3' } });
+    try {
+      assert.equal((await full.post(sample)).status, 202);
+      const res = await full.post(sample); // 2 more would make 4 > 3
+      assert.equal(res.status, 503);
+      assert.equal(res.json.error.code, 'ERR_QUEUE_FULL');
+      assert.equal(res.headers.get('retry-after'), '1');
+      assert.equal((await full.queue.status()).streamLength, 2);
+    } finally {
+      await full.stop();
+    }
+  });
+
+  it('GET /health says whether Redis answers', async () => {
+    const res = await fetch(stack.ingestBase + '/health');
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: 'ok', redis: 'up' });
+  });
+});
+
+describe('ingest with Redis down', () => {
+  it('answers 503 within INGEST_REDIS_TIMEOUT_MS, enqueues nothing, and recovers when Redis is back', async () => {
+    const stack = await Stack.start({ worker: false, env: { INGEST_REDIS_TIMEOUT_MS: '500' } });
+    try {
+      assert.equal((await stack.post(sample)).status, 202);
+      await stack.redisServer.stop(); // clean shutdown: AOF flushed
+
+      const started = Date.now();
+      const res = await stack.post(sample);
+      const took = Date.now() - started;
+      assert.equal(res.status, 503);
+      assert.equal(res.json.error.code, 'ERR_QUEUE_UNAVAILABLE');
+      assert.equal(res.headers.get('retry-after'), '1');
+      // Not a speed test: a bound on the configured timeout, with a wide margin for a busy machine.
+      assert.ok(took < 500 + 2000, `503 took ${took} ms`);
+
+      const health = await fetch(stack.ingestBase + '/health');
+      assert.equal(health.status, 503);
+      assert.deepEqual(await health.json(), { status: 'unavailable', redis: 'down' });
+
+      await stack.redisServer.launch();
+      const deadline = Date.now() + 10_000;
+      let again = await stack.post(sample);
+      while (again.status !== 202 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        again = await stack.post(sample);
+      }
+      assert.equal(again.status, 202);
+      assert.equal((await stack.queue.status()).streamLength, 4, 'the 2 accepted before, the 2 after; none of the refused');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('answers 503 when Redis hangs (SIGSTOP), and a request cut off that way is in Redis wholly or not at all', async () => {
+    const stack = await Stack.start({ worker: false, env: { INGEST_REDIS_TIMEOUT_MS: '300' } });
+    const redis = stack.redisServer.client();
+    try {
+      const data = Array.from({ length: 20 }, (_, i) => ({ i, tag: 'hung' }));
+      process.kill(stack.redisServer.pid!, 'SIGSTOP');
+      const res = await stack.post({ endpoint: sample.endpoint, data });
+      process.kill(stack.redisServer.pid!, 'SIGCONT');
+      assert.equal(res.status, 503);
+      assert.equal(res.json.error.code, 'ERR_QUEUE_UNAVAILABLE');
+      // The script may still have run once Redis woke up (the client was told 503 = "not known to be
+      // accepted, retry"), but it ran whole or not at all.
+      await new Promise((r) => setTimeout(r, 200));
+      const n = await redis.xlen(stack.queue.keys.stream);
+      assert.ok(n === 0 || n === 20, `found ${n} of 20 entries`);
+    } finally {
+      redis.disconnect();
+      await stack.stop();
+    }
+  });
+});
