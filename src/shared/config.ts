@@ -117,6 +117,9 @@ const schema = Joi.object({
   // Ignore the rest of the environment (PATH, pm2's variables...).
   .unknown(true);
 
+/** Every environment variable the configuration reads (docs/configuration.md documents each one). */
+export const SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(schema.describe().keys ?? {}));
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(readonly problems: readonly string[]) {

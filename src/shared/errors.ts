@@ -1,5 +1,5 @@
 /**
- * Application errors with a stable `code` (listed in docs/errors.md), an HTTP `status`, and `expose`
+ * Application errors with a stable `code` (listed in docs/api.md), an HTTP `status`, and `expose`
  * telling whether the message may be shown to a client.
  */
 export interface ErrorDetail {
@@ -34,7 +34,7 @@ export class ValidationError extends AppError {
 
 export class QueueUnavailableError extends AppError {
   override name = 'QueueUnavailableError';
-  constructor(message = 'the delivery queue is unavailable; nothing was enqueued, retry later', cause?: unknown) {
+  constructor(message = 'the delivery queue is unavailable; the request was not accepted, retry later', cause?: unknown) {
     super('ERR_QUEUE_UNAVAILABLE', message, 503, [], { cause });
   }
 }
