@@ -290,3 +290,41 @@ describe('Redis stopped, killed and restarted mid-stream (AOF on)', () => {
     }
   });
 });
+
+describe('ingest SIGTERM', () => {
+  it('finishes the request in progress (its enqueue included), refuses new connections, exits 0', async () => {
+    const redisServer = await RedisServer.start();
+    const redis = redisServer.client();
+    const port = await freePort();
+    const ingestProc = AppProcess.start('ingest', { REDIS_URL: redisServer.url, INGEST_PORT: String(port) });
+    try {
+      await ingestProc.waitForEvent('ingest_listening');
+      const body = JSON.stringify({ endpoint: { method: 'GET', url: 'http://127.0.0.1:9/x?a={a}' }, data: [{ a: 1 }, { a: 2 }, { a: 3 }] });
+      // Send the headers and half the body, then SIGTERM, then the rest: the request must still succeed.
+      const { default: net } = await import('node:net');
+      const sock = net.connect(port, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      let answer = '';
+      sock.on('data', (c) => (answer += c.toString()));
+      const closed = new Promise((r) => sock.once('close', r));
+      sock.write(`POST /i HTTP/1.1\r\nHost: x\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body.slice(0, 20)}`);
+      await new Promise((r) => setTimeout(r, 200));
+      ingestProc.kill('SIGTERM');
+      await ingestProc.waitForEvent('shutdown_started');
+      const refused = await fetch(`http://127.0.0.1:${port}/health`).then(
+        () => false,
+        () => true,
+      );
+      assert.ok(refused, 'no new connections once stopping');
+      sock.write(body.slice(20));
+      await closed;
+      assert.match(answer, /^HTTP\/1\.1 202 /, JSON.stringify(ingestProc.logs) + ingestProc.stderr.join(""));
+      assert.equal(await redis.xlen('pb:queue'), 3);
+      assert.equal(await ingestProc.waitExit(10_000), 0);
+    } finally {
+      redis.disconnect();
+      await ingestProc.stop();
+      await redisServer.destroy();
+    }
+  });
+});
