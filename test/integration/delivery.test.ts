@@ -158,6 +158,25 @@ describe('delivery', () => {
     assert.equal(peak, 8);
   });
 
+  it('survives Redis losing everything (FLUSHALL): group recreated, template resent, delivery goes on', async () => {
+    stack = await Stack.start();
+    const req = { endpoint: { method: 'GET', url: `${stack.endpoint}/f?n={n}` }, data: [{ n: 1 }] };
+    assert.equal((await stack.post(req)).status, 202);
+    await stack.receiver.waitFor(1);
+    const admin = stack.redisServer.client();
+    try {
+      await admin.flushall(); // the stream, the consumer group and the stored template are gone
+    } finally {
+      admin.disconnect();
+    }
+    // Ingest still believes Redis has the template and sends only its id: the script says no, ingest resends.
+    const res = await stack.post({ ...req, data: [{ n: 2 }] });
+    assert.equal(res.status, 202);
+    // The worker's blocking read hits NOGROUP, recreates the group from the stream's start, and delivers.
+    await stack.receiver.waitFor(2);
+    assert.equal(stack.receiver.requests[1]!.url, '/f?n=2');
+  });
+
   it('a slow endpoint does not hold up deliveries to a fast one', async () => {
     stack = await Stack.start({
       env: { DELIVERY_CONCURRENCY: '16' },
