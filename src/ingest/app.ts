@@ -139,7 +139,12 @@ export function createIngestApp(deps: IngestDeps): Koa {
       if (isRedisUnavailable(err)) throw new QueueUnavailableError(undefined, err);
       throw err;
     }
-    if (!result.ok) throw new QueueFullError(result.length);
+    if (!result.ok) {
+      if (result.reason === 'full') throw new QueueFullError(result.length);
+      throw new QueueUnavailableError(
+        `the delivery queue could not confirm the request on enough Redis replicas (${result.replicas} did); retry later`,
+      );
+    }
     ctx.status = 202;
     ctx.body = { accepted: result.ids.length, ids: result.ids };
   };

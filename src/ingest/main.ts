@@ -37,6 +37,9 @@ function main(): void {
     prefix: config.queuePrefix,
     maxLength: config.queueMaxLength,
     templateGcGraceS: config.templateGcGraceS,
+    minReplicas: config.redisMinReplicas,
+    // Leave room inside the command timeout for the enqueue itself.
+    replicaTimeoutMs: Math.max(10, Math.floor(config.ingestRedisTimeoutMs / 2)),
   });
   const app = createIngestApp({
     queue,

@@ -7,12 +7,15 @@
  */
 import os from 'node:os';
 import Joi from 'joi';
+import { sentinelOptions } from './redis.js';
 
 export type PostFormat = 'json' | 'form';
 
 export interface Config {
   /** Redis connection URL (redis://[user:password@]host:port[/db]). @defaultValue redis://127.0.0.1:6379 */
   readonly redisUrl: string;
+  /** Replicas that must confirm an enqueue (Redis WAIT) before ingest answers 202; 0 = do not wait. @defaultValue 0 */
+  readonly redisMinReplicas: number;
   /** Prefix of every Redis key the queue owns. @defaultValue pb */
   readonly queuePrefix: string;
   /** Ingest refuses (503 ERR_QUEUE_FULL) once this many postbacks wait in the stream; 0 = no limit. @defaultValue 10000000 */
@@ -80,7 +83,21 @@ const DEFAULT_REDACT = 'token,access_token,api_key,apikey,secret,password,signat
 const int = () => Joi.number().integer();
 
 const schema = Joi.object({
-  REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss', 'unix'] }).default('redis://127.0.0.1:6379'),
+  REDIS_URL: Joi.string()
+    .custom((value: string, helpers) => {
+      try {
+        if (sentinelOptions(value)) return value;
+        const url = new URL(value);
+        if (!['redis:', 'rediss:', 'unix:'].includes(url.protocol)) throw new Error('is not a redis URL');
+        return value;
+      } catch {
+        return helpers.message({
+          custom: `"REDIS_URL" must be redis://[user:password@]host:port[/db], rediss://..., unix://... or redis-sentinel://[user:password@]host:port[,host:port...]/master-name[/db]`,
+        });
+      }
+    })
+    .default('redis://127.0.0.1:6379'),
+  REDIS_MIN_REPLICAS: int().min(0).max(16).default(0),
   QUEUE_PREFIX: Joi.string().pattern(/^[A-Za-z0-9_.:{}-]+$/).max(64).default('pb'),
   QUEUE_MAX_LENGTH: int().min(0).default(10_000_000),
   TEMPLATE_GC_GRACE_S: int().min(1).default(3600),
@@ -157,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   const instance = env.NODE_APP_INSTANCE ?? env.pm_id ?? String(process.pid);
   const config: Config = {
     redisUrl: v.REDIS_URL,
+    redisMinReplicas: v.REDIS_MIN_REPLICAS,
     queuePrefix: v.QUEUE_PREFIX,
     queueMaxLength: v.QUEUE_MAX_LENGTH,
     templateGcGraceS: v.TEMPLATE_GC_GRACE_S,

@@ -107,7 +107,9 @@ export interface DeadLetterInput {
 
 export type EnqueueResult =
   | { readonly ok: true; readonly ids: string[] }
-  | { readonly ok: false; readonly reason: 'full'; readonly length: number };
+  | { readonly ok: false; readonly reason: 'full'; readonly length: number }
+  /** Stored on the master, but fewer replicas than required confirmed it in time. */
+  | { readonly ok: false; readonly reason: 'unreplicated'; readonly replicas: number };
 
 export interface QueueOptions {
   readonly prefix: string;
@@ -115,6 +117,10 @@ export interface QueueOptions {
   readonly maxLength: number;
   /** Seconds an unreferenced template survives before collection. */
   readonly templateGcGraceS: number;
+  /** Replicas that must confirm an enqueue (WAIT) before it counts as accepted; 0 = none. */
+  readonly minReplicas?: number;
+  /** How long to wait for those replicas, ms. */
+  readonly replicaTimeoutMs?: number;
 }
 
 /** Templates ingest believes Redis holds are sent without their text; re-confirmed at this interval. */
@@ -381,6 +387,13 @@ export class Queue {
     if (sendText || confirmed === undefined) {
       if (this.knownTemplates.size >= TEMPLATE_CACHE_MAX) this.knownTemplates.clear();
       this.knownTemplates.set(tid, now);
+    }
+    const minReplicas = this.options.minReplicas ?? 0;
+    if (minReplicas > 0) {
+      // Asynchronous replication would lose this write if the master died before passing it on and a
+      // replica were promoted: wait until enough replicas have it before telling the client "accepted".
+      const replicas = Number(await this.redis.wait(minReplicas, this.options.replicaTimeoutMs ?? 1000));
+      if (replicas < minReplicas) return { ok: false, reason: 'unreplicated', replicas };
     }
     return { ok: true, ids: reply.map(String) };
   }

@@ -4,6 +4,11 @@
  *   and never a request that hangs or half-enqueues;
  * - workers wait: commands queue while Redis is away and go out when it is back (a worker exits on its
  *   own if the outage outlasts DELIVERY_REDIS_DOWN_EXIT_MS, so pm2 and monit see it).
+ *
+ * REDIS_URL is either a plain Redis URL (redis://, rediss://, unix://) or, for a highly available
+ * Redis watched by Sentinel, redis-sentinel://[user:password@]host:port[,host:port...]/master-name[/db]
+ * (the password is the data nodes'; add ?sentinelPassword=... when the sentinels have their own).
+ * Every role then asks the sentinels for the current master and follows failovers.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 
@@ -34,6 +39,37 @@ export function redisOptions(role: RedisRole, commandTimeoutMs = 2000): RedisOpt
   }
 }
 
+/** Connection options for a redis-sentinel:// URL; undefined for any other URL. Throws on a bad one. */
+export function sentinelOptions(url: string): RedisOptions | undefined {
+  const m = /^redis-sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]+)\/([^/?]+)(?:\/(\d+))?\/?(?:\?(.*))?$/.exec(url);
+  if (!url.startsWith('redis-sentinel:')) return undefined;
+  if (!m) throw new Error('expected redis-sentinel://[user:password@]host:port[,host:port...]/master-name[/db]');
+  const [, user, password, hosts, name, db, query] = m;
+  const sentinels = hosts!.split(',').map((hp) => {
+    const hm = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hp.trim());
+    if (!hm) throw new Error(`bad sentinel address "${hp}"`);
+    const port = hm[2] === undefined ? 26379 : Number(hm[2]);
+    if (port < 1 || port > 65535) throw new Error(`bad sentinel port in "${hp}"`);
+    return { host: hm[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+  const params = new URLSearchParams(query ?? '');
+  const sentinelPassword = params.get('sentinelPassword');
+  return {
+    sentinels,
+    name: decodeURIComponent(name!),
+    ...(user ? { username: decodeURIComponent(user) } : {}),
+    ...(password ? { password: decodeURIComponent(password) } : {}),
+    ...(db ? { db: Number(db) } : {}),
+    ...(sentinelPassword ? { sentinelPassword } : {}),
+  };
+}
+
 export function createRedis(url: string, role: RedisRole, commandTimeoutMs?: number): Redis {
-  return new Redis(url, redisOptions(role, commandTimeoutMs));
+  const options = redisOptions(role, commandTimeoutMs);
+  const sentinel = sentinelOptions(url);
+  if (sentinel) {
+    // Ask the sentinels again on every reconnect (a failover drops the connection to the old master).
+    return new Redis({ ...options, ...sentinel, sentinelRetryStrategy: (times) => Math.min(100 * times, 1000) });
+  }
+  return new Redis(url, options);
 }

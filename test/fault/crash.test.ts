@@ -10,6 +10,7 @@ import { AppProcess } from '../helpers/app-process.js';
 import { Receiver } from '../helpers/receiver.js';
 import { RedisServer, freePort } from '../helpers/redis-server.js';
 import { Stack } from '../helpers/stack.js';
+import { PostingClients, Tally } from '../helpers/tally.js';
 
 /** Delivery-worker settings for fault tests: short timeouts so take-overs happen within seconds. */
 const WORKER_ENV = {
@@ -24,35 +25,6 @@ const WORKER_ENV = {
   DELIVERY_REDIS_DOWN_EXIT_MS: '60000',
   LOG_LEVEL: 'info',
 };
-
-/** Counts deliveries by the `seq` query parameter. */
-class Tally {
-  readonly seen = new Map<string, number>();
-  add(url: string): void {
-    const seq = new URL(url, 'http://x').searchParams.get('seq');
-    if (seq !== null) this.seen.set(seq, (this.seen.get(seq) ?? 0) + 1);
-  }
-  missing(expected: Iterable<string>): string[] {
-    const out: string[] = [];
-    for (const s of expected) if (!this.seen.has(s)) out.push(s);
-    return out;
-  }
-  get duplicates(): number {
-    let d = 0;
-    for (const n of this.seen.values()) d += n - 1;
-    return d;
-  }
-  async waitForAll(expected: readonly string[], timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.missing(expected).length > 0) {
-      if (Date.now() > deadline) {
-        const m = this.missing(expected);
-        throw new Error(`${m.length} of ${expected.length} postbacks never arrived (e.g. ${m.slice(0, 5).join(', ')})`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 async function queueIsEmpty(redis: Redis, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -229,49 +201,23 @@ describe('Redis stopped, killed and restarted mid-stream (AOF on)', () => {
     const port = await freePort();
     const ingestProc = AppProcess.start('ingest', { REDIS_URL: redisServer.url, INGEST_PORT: String(port), INGEST_REDIS_TIMEOUT_MS: '500' });
     const worker = AppProcess.start('delivery', { ...WORKER_ENV, REDIS_URL: redisServer.url, DELIVERY_CONSUMER_NAME: 'redis-fault' });
-    const acknowledged: string[] = [];
-    const refused: Record<number, number> = {};
-    let sending = true;
+    let clients: PostingClients | undefined;
     try {
       await ingestProc.waitForEvent('ingest_listening');
       await worker.waitForEvent('worker_started');
-      // A client posting continuously, 10 postbacks a request, 4 at a time; remembers what got a 202.
-      let next = 0;
-      const client = async () => {
-        while (sending) {
-          const r = next++;
-          const data = Array.from({ length: 10 }, (_, i) => ({ seq: `r${r}-${i}` }));
-          try {
-            const res = await fetch(`http://127.0.0.1:${port}/i`, {
-              method: 'POST',
-              body: JSON.stringify({ endpoint: { method: 'GET', url: `${receiver.base}/pb?seq={seq}` }, data }),
-            });
-            await res.arrayBuffer();
-            if (res.status === 202) acknowledged.push(...data.map((d) => d.seq));
-            else refused[res.status] = (refused[res.status] ?? 0) + 1;
-          } catch {
-            refused[0] = (refused[0] ?? 0) + 1;
-          }
-        }
-      };
-      const clients = Promise.all([client(), client(), client(), client()]);
-      const waitAcked = async (n: number) => {
-        while (acknowledged.length < n) await new Promise((r) => setTimeout(r, 10));
-      };
+      clients = new PostingClients(`http://127.0.0.1:${port}/i`, receiver.base);
 
-      await waitAcked(2000);
+      await clients.waitAcknowledged(2000);
       await redisServer.stop(); // SHUTDOWN: clean stop
       await new Promise((r) => setTimeout(r, 500));
       await redisServer.launch();
-      const afterRestart = acknowledged.length;
-      await waitAcked(afterRestart + 2000);
+      await clients.waitAcknowledged(clients.acknowledged.length + 2000);
       await redisServer.kill(); // kill -9: no chance to flush anything
       await new Promise((r) => setTimeout(r, 500));
       await redisServer.launch();
-      const afterKill = acknowledged.length;
-      await waitAcked(afterKill + 2000);
-      sending = false;
-      await clients;
+      await clients.waitAcknowledged(clients.acknowledged.length + 2000);
+      await clients.stop();
+      const { acknowledged, refused } = clients;
 
       await tally.waitForAll(acknowledged, 90_000);
       t.diagnostic(
@@ -282,7 +228,7 @@ describe('Redis stopped, killed and restarted mid-stream (AOF on)', () => {
       assert.ok(Object.keys(refused).every((s) => s === '503'), `only 503s while Redis was away: ${JSON.stringify(refused)}`);
       assert.ok(ingestProc.running && worker.running, 'neither process crashed');
     } finally {
-      sending = false;
+      await clients?.stop();
       await worker.stop(10_000);
       await ingestProc.stop(10_000);
       await receiver.close();

@@ -99,7 +99,13 @@ export class Stack {
     ingestRedis.on('error', () => {});
     // Ingest has no offline queue (it answers 503 at once when Redis is not there): wait for the link.
     if (ingestRedis.status !== 'ready') await new Promise((resolve) => ingestRedis.once('ready', resolve));
-    const queue = new Queue(ingestRedis, { prefix: config.queuePrefix, maxLength: config.queueMaxLength, templateGcGraceS: config.templateGcGraceS });
+    const queue = new Queue(ingestRedis, {
+      prefix: config.queuePrefix,
+      maxLength: config.queueMaxLength,
+      templateGcGraceS: config.templateGcGraceS,
+      minReplicas: config.redisMinReplicas,
+      replicaTimeoutMs: Math.floor(config.ingestRedisTimeoutMs / 2),
+    });
     const logs: LogRecord[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, cb) {
