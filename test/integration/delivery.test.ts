@@ -177,6 +177,32 @@ describe('delivery', () => {
     assert.equal(stack.receiver.requests[1]!.url, '/f?n=2');
   });
 
+  it('an idle worker waits in a blocking read: no busy polling', async () => {
+    stack = await Stack.start({ env: { DELIVERY_BLOCK_MS: '500', DELIVERY_MAINTENANCE_INTERVAL_MS: '1000' } });
+    const admin = stack.redisServer.client();
+    try {
+      const calls = async (cmd: string) => {
+        const m = new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(await admin.info('commandstats'));
+        return m ? Number(m[1]) : 0;
+      };
+      const before = await calls('xreadgroup');
+      await new Promise((r) => setTimeout(r, 2000));
+      const reads = (await calls('xreadgroup')) - before;
+      // 2 s idle with 500 ms blocking reads: about 4 reads, not thousands.
+      assert.ok(reads >= 2 && reads <= 6, `${reads} reads in 2 s of idling`);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('reads at most DELIVERY_MAX_RESPONSE_BYTES of a response, and still settles the postback', async () => {
+    stack = await Stack.start({ env: { DELIVERY_MAX_RESPONSE_BYTES: '1000' }, handler: () => ({ body: 'x'.repeat(5_000_000) }) });
+    await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/big` }, data: [{}] });
+    const [line] = await stack.waitForEvents('delivery_succeeded', 1);
+    assert.equal(line!.status, 200);
+    assert.ok(String(line!.responseBody).length <= 1000);
+  });
+
   it('a slow endpoint does not hold up deliveries to a fast one', async () => {
     stack = await Stack.start({
       env: { DELIVERY_CONCURRENCY: '16' },
