@@ -2,25 +2,15 @@
  * Delivery worker entry point: `node dist/delivery/main.js`. Reads the configuration (exits 1 naming every
  * bad setting), connects to Redis, and delivers until SIGINT/SIGTERM.
  */
-import { ConfigError, loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { onShutdownSignal, signalReady } from '../shared/lifecycle.js';
+import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
 import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
 import { createDeliverer } from './deliver.js';
 import { DeliveryWorker } from './worker.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`delivery: ${err.message}`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit('delivery');
   const logger = createLogger('delivery', config.logLevel);
   const redis = createRedis(config.redisUrl, 'worker');
   const blocking = createRedis(config.redisUrl, 'blocking');

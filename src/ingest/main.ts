@@ -3,24 +3,14 @@
  * bad setting), connects to Redis, listens, and tells pm2 it is ready.
  */
 import http from 'node:http';
-import { ConfigError, loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { onShutdownSignal, signalReady } from '../shared/lifecycle.js';
+import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
 import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
 import { createIngestApp } from './app.js';
 
 function main(): void {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`ingest: ${err.message}`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit('ingest');
   const logger = createLogger('ingest', config.logLevel);
   const redis = createRedis(config.redisUrl, 'ingest', config.ingestRedisTimeoutMs);
   let redisUp = false;

@@ -3,7 +3,21 @@
  * one (or the stop outliving `hardLimitMs`) exits at once. pm2 sends SIGINT, then SIGKILL after
  * kill_timeout, so `hardLimitMs` must be below that.
  */
+import { ConfigError, loadConfig, type Config } from './config.js';
 import type { Logger } from './logger.js';
+
+/** The configuration from the environment, or exit 1 listing every bad setting (entry points only). */
+export function loadConfigOrExit(service: string): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`${service}: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
 
 export function onShutdownSignal(logger: Logger, stop: (signal: string) => Promise<void>, hardLimitMs: number): void {
   let stopping = false;

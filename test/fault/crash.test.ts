@@ -63,6 +63,8 @@ describe('faults', () => {
   let tally: Tally;
   let stack: Stack; // the ingest side, in-process
   const workers: AppProcess[] = [];
+  /** How long the endpoint takes to answer; tests that want deliveries in flight raise it. */
+  let endpointDelayMs = 2;
 
   const startWorker = async (name: string, env: Record<string, string> = {}) => {
     const w = AppProcess.start('delivery', { ...WORKER_ENV, REDIS_URL: redisServer.url, DELIVERY_CONSUMER_NAME: name, ...env });
@@ -77,7 +79,7 @@ describe('faults', () => {
     tally = new Tally();
     receiver = await Receiver.start((req) => {
       tally.add(req.url);
-      return { delayMs: 2 };
+      return { delayMs: endpointDelayMs };
     });
     stack = await Stack.start({ redis: redisServer, worker: false });
   });
@@ -129,11 +131,7 @@ describe('faults', () => {
   });
 
   it('SIGTERM mid-stream: the worker finishes or hands back what it holds, exits 0, and nothing is lost', async () => {
-    // A slow endpoint so that many deliveries are in flight when the signal comes.
-    receiver.handler = (req) => {
-      tally.add(req.url);
-      return { delayMs: 300 };
-    };
+    endpointDelayMs = 300; // slow, so that many deliveries are in flight when the signal comes
     try {
       const seqs = await ingest(stack, receiver.base, 2000, 100, 't');
       const w = await startWorker('term-a');
@@ -152,18 +150,12 @@ describe('faults', () => {
       await queueIsEmpty(redis);
       await next.stop();
     } finally {
-      receiver.handler = (req) => {
-        tally.add(req.url);
-        return { delayMs: 2 };
-      };
+      endpointDelayMs = 2;
     }
   });
 
   it('SIGTERM with deliveries slower than the shutdown timeout: they are aborted, handed back, and redelivered', async () => {
-    receiver.handler = (req) => {
-      tally.add(req.url);
-      return { delayMs: 900 };
-    };
+    endpointDelayMs = 900;
     try {
       const seqs = await ingest(stack, receiver.base, 100, 100, 'u');
       const w = await startWorker('abort-a', { DELIVERY_SHUTDOWN_TIMEOUT_MS: '100', DELIVERY_TIMEOUT_MS: '5000', DELIVERY_CLAIM_MIN_IDLE_MS: '20000' });
@@ -173,19 +165,13 @@ describe('faults', () => {
       assert.equal(await w.waitExit(15_000), 0);
       assert.ok(w.events('shutdown_abort_in_flight').length === 1, 'in-flight deliveries were aborted');
       assert.equal(Number(((await redis.xpending('pb:queue', 'delivery')) as unknown[])[0]), 0);
-      receiver.handler = (req) => {
-        tally.add(req.url);
-        return {};
-      };
+      endpointDelayMs = 0;
       const next = await startWorker('abort-b');
       await tally.waitForAll(seqs, 30_000);
       await queueIsEmpty(redis);
       await next.stop();
     } finally {
-      receiver.handler = (req) => {
-        tally.add(req.url);
-        return { delayMs: 2 };
-      };
+      endpointDelayMs = 2;
     }
   });
 });
