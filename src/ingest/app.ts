@@ -82,7 +82,15 @@ export function createIngestApp(deps: IngestDeps): Koa {
           ...(err.details.length ? { details: err.details } : {}),
         },
       };
-      const meta = { event: 'ingest_request_failed', status: err.status, errCode: err.code, path: ctx.path, method: ctx.method };
+      const requestId = ctx.get('x-request-id'); // set by nginx, also in its access log
+      const meta = {
+        event: 'ingest_request_failed',
+        status: err.status,
+        errCode: err.code,
+        path: ctx.path,
+        method: ctx.method,
+        ...(requestId ? { requestId } : {}),
+      };
       if (err.status >= 500) logger.error('ingest request failed', { ...meta, err: err.cause ?? err });
       else logger.warn('ingest request rejected', { ...meta, reason: err.message });
     }

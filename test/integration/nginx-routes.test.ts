@@ -77,5 +77,18 @@ describe('nginx routes to ingest', () => {
     assert.equal(last.uri, '/i');
     assert.equal(last.status, 202);
     assert.equal(typeof last.request_time, 'number');
+    assert.match(String(last.request_id), /^[0-9a-f]{32}$/);
+  });
+
+  it("a rejected request's ingest log line carries nginx's request id", async () => {
+    const res = await fetch(nginx.base + '/i', { method: 'POST', body: '{"endpoint":' });
+    assert.equal(res.status, 400);
+    const lines = readFileSync(nginx.accessLog, 'utf8').trim().split('\n');
+    const requestId = (JSON.parse(lines.at(-1)!) as { request_id: string }).request_id;
+    const deadline = Date.now() + 5000;
+    while (!ingest.events('ingest_request_failed').some((l) => l.requestId === requestId)) {
+      assert.ok(Date.now() < deadline, `no ingest log line with requestId ${requestId}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   });
 });
