@@ -1,16 +1,18 @@
 /**
- * The delivery worker: pulls postbacks from the queue in batches, runs at most `deliveryConcurrency`
- * deliveries at once, logs one line per attempt, and settles each postback (delivered, retry later,
- * dead letter) through the queue module. A blocking read waits for work, so an idle worker costs nothing.
+ * The delivery worker: pulls entries (a request's postbacks each) from the queue in batches, runs at
+ * most `deliveryConcurrency` deliveries at once, logs one line per attempt, and once every postback of
+ * an entry has an outcome (delivered, retry later, dead letter) settles the entry through the queue
+ * module in one script. A blocking read waits for work, so an idle worker costs nothing.
  *
- * Background duties, on a timer: move due retries back into the stream, take over postbacks abandoned
- * by dead workers (XAUTOCLAIM), and collect unused templates.
+ * Background duties, on a timer: move due retries back into the stream, keep the entries it is working
+ * on from looking abandoned, take over entries abandoned by dead workers (XAUTOCLAIM), and collect
+ * unused templates.
  */
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { entryTimeMs, type MalformedEntry, type Queue, type QueuedPostback, type Template } from '../shared/queue.js';
-import { compileTemplate, expandTemplate, type CompiledTemplate, type DataObject } from '../shared/template.js';
+import { Queue, entryTimeMs, type EntrySettlement, type MalformedEntry, type QueuedPostback, type Template } from '../shared/queue.js';
+import { compileTemplate, expandTemplate, type CompiledTemplate } from '../shared/template.js';
 import { parseRetryAfter, retryDelayMs } from './backoff.js';
 import { decide, type AttemptResult } from './classify.js';
 import type { AttemptOutcome, Deliverer } from './deliver.js';
@@ -69,17 +71,31 @@ interface CachedTemplate {
 const TEMPLATE_CACHE_MAX = 10_000;
 const TEMPLATE_GC_EVERY_MS = 60_000;
 
+/** An entry being worked on: its postbacks' outcomes gather here until the last one is known. */
+interface EntryState {
+  readonly entryId: string;
+  readonly size: number;
+  remaining: number;
+  /** Indexes of its postbacks that have an outcome. */
+  readonly finished: Set<number>;
+  /** When the group last heard this worker holds the entry (read, claimed, or kept alive). */
+  touchedAt: number;
+  readonly retries: { postback: QueuedPostback; attempts: number; dueAtMs: number }[];
+  readonly deadLetters: { fields: string[] }[];
+}
+
 export class DeliveryWorker {
   readonly counters: WorkerCounters = { attempts: 0, delivered: 0, retried: 0, deadLettered: 0, claimed: 0, released: 0 };
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
+  /** Deliveries in progress, by postback key (entry id + index). */
   private readonly inFlight = new Map<string, AbortController>();
   private readonly backlog: QueuedPostback[] = [];
-  private readonly toRelease: QueuedPostback[] = [];
+  private readonly entries = new Map<string, EntryState>();
   private slotWaiter: (() => void) | undefined;
-  private pendingAcks: QueuedPostback[] = [];
-  private ackScheduled = false;
-  private readonly ackFlushes = new Set<Promise<void>>();
+  private pendingSettles: EntrySettlement[] = [];
+  private settleScheduled = false;
+  private readonly settleFlushes = new Set<Promise<void>>();
   private readonly templates = new Map<string, Promise<CachedTemplate | undefined>>();
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintenanceRunning = false;
@@ -121,7 +137,7 @@ export class DeliveryWorker {
     clearInterval(this.maintenanceTimer);
     this.wakeLoop();
     await this.loopDone; // the blocking read returns within deliveryBlockMs
-    this.toRelease.push(...this.backlog.splice(0));
+    for (const p of this.backlog.splice(0)) this.release(p);
 
     const deadline = this.now() + this.deps.config.deliveryShutdownTimeoutMs;
     while (this.inFlight.size > 0 && this.now() < deadline) await sleep(20);
@@ -130,12 +146,8 @@ export class DeliveryWorker {
       for (const ac of this.inFlight.values()) ac.abort();
       while (this.inFlight.size > 0) await sleep(10);
     }
-    await this.flushAcks();
-    await Promise.all(this.ackFlushes);
-    if (this.toRelease.length) {
-      const released = await this.deps.queue.release(this.toRelease.splice(0));
-      this.counters.released += released;
-    }
+    await this.flushSettles();
+    await Promise.all(this.settleFlushes);
     this.log.info('delivery worker stopped', { event: 'worker_stopped', ...this.counters });
   }
 
@@ -170,13 +182,41 @@ export class DeliveryWorker {
         pendingFrom = last;
         this.log.info('resuming postbacks left pending by an earlier run', { event: 'pending_resumed', count: result.postbacks.length });
       }
-      for (const m of result.malformed) void this.deadLetterMalformed(m);
+      for (const m of result.malformed) this.deadLetterMalformed(m);
+      const fresh = this.track(result.postbacks);
       if (!this.running) {
-        this.toRelease.push(...result.postbacks);
+        for (const p of fresh) this.release(p);
         break;
       }
-      for (const p of result.postbacks) this.dispatch(p);
+      // An entry holds a whole request's postbacks: start what the free slots allow, queue the rest.
+      const room = config.deliveryConcurrency - this.inFlight.size;
+      for (const p of fresh.slice(0, room)) this.dispatch(p);
+      if (fresh.length > room) this.backlog.push(...fresh.slice(room));
     }
+  }
+
+  /** Start tracking the entries these postbacks belong to; returns those not already being worked on. */
+  private track(postbacks: readonly QueuedPostback[]): QueuedPostback[] {
+    const fresh: QueuedPostback[] = [];
+    const now = this.now();
+    const added = new Set<string>();
+    for (const p of postbacks) {
+      if (!added.has(p.entryId)) {
+        if (this.entries.has(p.entryId)) continue; // read again (claimed back): already in hand
+        added.add(p.entryId);
+        this.entries.set(p.entryId, {
+          entryId: p.entryId,
+          size: p.entrySize,
+          remaining: p.entrySize,
+          finished: new Set(),
+          touchedAt: now,
+          retries: [],
+          deadLetters: [],
+        });
+      }
+      fresh.push(p);
+    }
+    return fresh;
   }
 
   private waitForSlot(): Promise<void> {
@@ -193,16 +233,18 @@ export class DeliveryWorker {
   }
 
   private dispatch(p: QueuedPostback): void {
-    if (this.inFlight.has(p.entryId)) return;
+    const key = `${p.entryId}:${p.index}`;
+    if (this.inFlight.has(key)) return;
     const ac = new AbortController();
-    this.inFlight.set(p.entryId, ac);
+    this.inFlight.set(key, ac);
     this.process(p, ac.signal)
       .catch((err) => {
-        // Settling failed (Redis trouble): the entry stays pending and is retried by XAUTOCLAIM.
-        this.log.error('settling a postback failed; it stays pending', { event: 'settle_failed', postbackId: p.id, err: errMessage(err) });
+        // A bug, not a delivery outcome: hand the postback back rather than lose track of its entry.
+        this.log.error('processing a postback failed', { event: 'process_failed', postbackId: p.id, err: errMessage(err) });
+        this.release(p);
       })
       .finally(() => {
-        this.inFlight.delete(p.entryId);
+        this.inFlight.delete(key);
         this.wakeLoop();
       });
   }
@@ -210,25 +252,22 @@ export class DeliveryWorker {
   // ------------------------------------------------------------------ one postback
 
   private async process(p: QueuedPostback, signal: AbortSignal): Promise<void> {
-    const { config, queue } = this.deps;
-    const cached = await this.template(p.templateId);
-    if (!cached) return this.deadLetterUndeliverable(p, 'ERR_TEMPLATE_MISSING', 'the endpoint template is gone from Redis');
-    let data: DataObject;
+    const { config } = this.deps;
+    let cached: CachedTemplate | undefined;
     try {
-      data = JSON.parse(p.data);
-      if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error('not an object');
+      cached = await this.template(p.templateId);
     } catch {
-      return this.deadLetterUndeliverable(p, 'ERR_BAD_POSTBACK', 'the data object is not valid JSON', cached.template);
+      return this.release(p); // Redis unreachable: try again later
     }
+    if (!cached) return this.deadLetterUndeliverable(p, 'ERR_TEMPLATE_MISSING', 'the endpoint template is gone from Redis');
     const { method } = cached.template;
-    const url = expandTemplate(cached.compiled, data, config.unmatchedPlaceholderDefault);
+    const url = expandTemplate(cached.compiled, p.value, config.unmatchedPlaceholderDefault);
     const attempt = p.attempts + 1;
     const startedAt = this.now();
-    const outcome = await this.deps.deliver({ method, url, dataJson: p.data, data, postbackId: p.id, attempt, signal });
+    const outcome = await this.deps.deliver({ method, url, dataJson: p.data, data: p.value, postbackId: p.id, attempt, signal });
     if (signal.aborted && outcome.result.kind === 'error') {
       // Shutdown cut this attempt short: not the partner's fault, so it does not count.
-      this.toRelease.push(p);
-      return;
+      return this.release(p);
     }
     this.counters.attempts++;
     const retryAfterMs = parseRetryAfter(outcome.retryAfter, this.now());
@@ -252,29 +291,61 @@ export class DeliveryWorker {
       queuedMs: line.queuedMs,
       at: startedAt,
     });
+    const entry = this.entries.get(p.entryId)!;
     switch (disposition.action) {
       case 'ack':
         this.counters.delivered++;
         this.log.info('delivery attempt', { event: 'delivery_succeeded', ...line });
-        this.queueAck(p);
-        return;
+        break;
       case 'retry':
         this.counters.retried++;
         this.log.warn('delivery attempt', { event: 'delivery_retry_scheduled', ...line, nextAttemptInMs: disposition.delayMs });
-        await queue.scheduleRetry(p, attempt, this.now() + disposition.delayMs);
-        return;
+        entry.retries.push({ postback: p, attempts: attempt, dueAtMs: this.now() + disposition.delayMs });
+        break;
       case 'dead':
         this.counters.deadLettered++;
         this.log.error('delivery attempt', { event: 'delivery_dead_lettered', ...line, reason: disposition.reason });
-        await queue.deadLetter(p, {
-          reason: disposition.reason,
-          status: outcome.result.kind === 'response' ? String(outcome.result.status) : '',
-          error: errorText(outcome.result, outcome),
-          attempts: attempt,
-          template: cached.template,
+        entry.deadLetters.push({
+          fields: Queue.deadLetterFields(
+            p,
+            {
+              reason: disposition.reason,
+              status: outcome.result.kind === 'response' ? String(outcome.result.status) : '',
+              error: errorText(outcome.result, outcome),
+              attempts: attempt,
+              template: cached.template,
+            },
+            this.now(),
+          ),
         });
-        return;
+        break;
     }
+    this.done(p);
+  }
+
+  /** Hand a postback back unfinished (shutting down, or Redis trouble): due again at once, same attempts. */
+  private release(p: QueuedPostback): void {
+    const entry = this.entries.get(p.entryId);
+    if (!entry || entry.finished.has(p.index)) return;
+    this.counters.released++;
+    entry.retries.push({ postback: p, attempts: p.attempts, dueAtMs: this.now() });
+    this.done(p);
+  }
+
+  /** One more postback of its entry has an outcome; the last one settles the entry. */
+  private done(p: QueuedPostback): void {
+    const entry = this.entries.get(p.entryId);
+    if (!entry || entry.finished.has(p.index)) return;
+    entry.finished.add(p.index);
+    entry.remaining--;
+    if (entry.remaining > 0) return;
+    this.entries.delete(p.entryId);
+    this.queueSettle({
+      entryId: entry.entryId,
+      size: entry.size,
+      retries: entry.retries,
+      deadLetters: entry.deadLetters,
+    });
   }
 
   private attemptLine(p: QueuedPostback, method: string, url: string, attempt: number, startedAt: number, o: AttemptOutcome) {
@@ -296,26 +367,25 @@ export class DeliveryWorker {
     };
   }
 
-  private async deadLetterUndeliverable(p: QueuedPostback, code: string, message: string, template?: Template): Promise<void> {
+  private deadLetterUndeliverable(p: QueuedPostback, code: string, message: string): void {
     this.counters.deadLettered++;
     this.log.error('postback cannot be delivered', { event: 'delivery_dead_lettered', postbackId: p.id, reason: 'permanent_error', errCode: code, error: message });
-    await this.deps.queue.deadLetter(p, {
-      reason: 'permanent_error',
-      status: '',
-      error: code,
-      attempts: p.attempts,
-      ...(template ? { template } : {}),
+    this.entries.get(p.entryId)?.deadLetters.push({
+      fields: Queue.deadLetterFields(p, { reason: 'permanent_error', status: '', error: code, attempts: p.attempts }, this.now()),
     });
+    this.done(p);
   }
 
-  private async deadLetterMalformed(m: MalformedEntry): Promise<void> {
+  private deadLetterMalformed(m: MalformedEntry): void {
+    if (this.entries.has(m.entryId)) return;
     this.counters.deadLettered++;
     this.log.error('malformed queue entry', { event: 'delivery_dead_lettered', entryId: m.entryId, reason: 'permanent_error', errCode: 'ERR_BAD_POSTBACK' });
-    try {
-      await this.deps.queue.deadLetter(m, { reason: 'permanent_error', status: '', error: 'ERR_BAD_POSTBACK', attempts: 0 });
-    } catch (err) {
-      this.log.error('dead-lettering a malformed entry failed', { event: 'settle_failed', entryId: m.entryId, err: errMessage(err) });
-    }
+    this.queueSettle({
+      entryId: m.entryId,
+      size: 0,
+      retries: [],
+      deadLetters: [{ fields: Queue.deadLetterFields(m, { reason: 'permanent_error', status: '', error: 'ERR_BAD_POSTBACK', attempts: 0 }, this.now()) }],
+    });
   }
 
   private template(tid: string): Promise<CachedTemplate | undefined> {
@@ -337,34 +407,48 @@ export class DeliveryWorker {
 
   // ------------------------------------------------------------------ settling in batches
 
-  private queueAck(p: QueuedPostback): void {
-    this.pendingAcks.push(p);
-    if (this.pendingAcks.length >= this.deps.config.deliveryBatchSize) {
-      void this.flushAcks();
-    } else if (!this.ackScheduled) {
-      this.ackScheduled = true;
-      setImmediate(() => void this.flushAcks());
+  private queueSettle(e: EntrySettlement): void {
+    this.pendingSettles.push(e);
+    if (this.pendingSettles.length >= this.deps.config.deliveryBatchSize) {
+      void this.flushSettles();
+    } else if (!this.settleScheduled) {
+      this.settleScheduled = true;
+      setImmediate(() => void this.flushSettles());
     }
   }
 
-  private flushAcks(): Promise<void> {
-    this.ackScheduled = false;
-    if (this.pendingAcks.length === 0) return Promise.resolve();
-    const batch = this.pendingAcks;
-    this.pendingAcks = [];
-    const flush = this.deps.queue.ack(batch, this.now()).then(
+  private flushSettles(): Promise<void> {
+    this.settleScheduled = false;
+    if (this.pendingSettles.length === 0) return Promise.resolve();
+    const batch = this.pendingSettles;
+    this.pendingSettles = [];
+    const flush = this.deps.queue.settle(batch, this.now()).then(
       () => undefined,
       (err) => {
-        // Not settled: the entries stay pending and will be delivered again (at-least-once).
-        this.log.error('acknowledging delivered postbacks failed', { event: 'ack_failed', count: batch.length, err: errMessage(err) });
+        // Not settled: the entries stay pending and their postbacks will be delivered again (at-least-once).
+        this.log.error('settling entries failed', { event: 'settle_failed', count: batch.length, err: errMessage(err) });
       },
     );
-    this.ackFlushes.add(flush);
-    void flush.finally(() => this.ackFlushes.delete(flush));
+    this.settleFlushes.add(flush);
+    void flush.finally(() => this.settleFlushes.delete(flush));
     return flush;
   }
 
   // ------------------------------------------------------------------ background duties
+
+  /**
+   * Entries this worker has held for a third of the claim idle time (many postbacks, slow partners, a
+   * long backlog) are touched, so no other worker takes them over while this one is alive.
+   */
+  private async keepAlive(): Promise<void> {
+    const { config, queue } = this.deps;
+    const now = this.now();
+    const stale: EntryState[] = [];
+    for (const e of this.entries.values()) if (now - e.touchedAt > config.deliveryClaimMinIdleMs / 3) stale.push(e);
+    if (stale.length === 0) return;
+    await queue.keepAlive(config.deliveryConsumerName, stale.map((e) => e.entryId));
+    for (const e of stale) e.touchedAt = now;
+  }
 
   private async maintenance(): Promise<void> {
     if (this.maintenanceRunning || !this.running) return;
@@ -372,18 +456,19 @@ export class DeliveryWorker {
     const { config, queue } = this.deps;
     try {
       await queue.promoteDueRetries(this.now());
+      await this.keepAlive();
       if (this.backlog.length < config.deliveryBatchSize) {
         const claimed = await queue.claimAbandoned(config.deliveryConsumerName, config.deliveryClaimMinIdleMs, config.deliveryBatchSize, this.claimCursor);
         this.claimCursor = claimed.cursor;
-        const fresh = claimed.postbacks.filter((p) => !this.inFlight.has(p.entryId));
+        const fresh = this.track(claimed.postbacks);
         if (fresh.length) {
           this.counters.claimed += fresh.length;
           this.deps.observer?.onClaimed?.(fresh.length);
           this.log.warn('took over postbacks abandoned by another worker', { event: 'postbacks_claimed', count: fresh.length });
           if (this.running) this.backlog.push(...fresh);
-          else this.toRelease.push(...fresh);
+          else for (const p of fresh) this.release(p);
         }
-        for (const m of claimed.malformed) void this.deadLetterMalformed(m);
+        for (const m of claimed.malformed) this.deadLetterMalformed(m);
       }
       if (this.now() - this.lastTemplateGc > TEMPLATE_GC_EVERY_MS) {
         this.lastTemplateGc = this.now();

@@ -3,26 +3,33 @@
  * delivery and the tools all go through it. docs/architecture.md describes the same protocol for humans.
  *
  * Keys (prefix `pb` by default):
- *   pb:queue        stream      postbacks waiting or being delivered; consumer group `delivery`
+ *   pb:queue        stream      requests waiting or being delivered; consumer group `delivery`
  *   pb:retry        sorted set  postbacks waiting for their next attempt, scored by due time (ms)
  *   pb:dead         stream      dead letters: self-contained (template inlined) with the reason
  *   pb:tpl          hash        template id -> "METHOD url-template"
  *   pb:tplref       hash        template id -> number of live postbacks that use it
  *   pb:tplgc        sorted set  template ids whose count fell to 0, scored by when (ms); collected later
+ *   pb:live         string      live postbacks in all: in the stream, in flight, or waiting for a retry
  *
- * Encoding, chosen so few bytes cross Redis per postback: a request's endpoint (method + URL template)
- * is stored once under a content-hash id, and each postback entry carries only that 12-character id
- * (`t`) and its own data object as compact JSON (`d`). A retried postback also carries its original id
- * (`i`) and the attempts already made (`a`). Ingest skips even the template text when it knows Redis
- * has it; the enqueue script tells it when that guess was wrong.
+ * Encoding, chosen so few bytes cross Redis per postback: a request becomes ONE stream entry holding
+ * its endpoint as a 12-character template id and all its data objects as one compact JSON array, as
+ * the entry's first field and value (`<templateId> <[{...},{...}]>`: no field names on the wire); the
+ * endpoint text itself is stored once under that content-hash id. Postback ids are
+ * `<entry id>:<index>`, so the enqueue answers one entry id for the whole request. A postback that
+ * needs another attempt goes to the retry set on its own and comes back as a one-postback entry that
+ * also carries its original id and the attempts already made (fields `i` and `a`). Ingest skips even the
+ * template text when it knows Redis has it; the enqueue script tells it when that guess was wrong.
  *
  * Guarantees: an enqueue is one Lua script, so all of a request's postbacks are added or none. An entry
- * leaves the stream only inside a script that also records its fate (acked as delivered, moved to the
- * retry set, or dead-lettered), so a crash at any point leaves it pending, to be taken over by
- * XAUTOCLAIM (or re-read by a worker restarted under the same consumer name): at-least-once delivery.
+ * leaves the stream only inside the settle script, which also records the fate of every postback in it
+ * (delivered, moved to the retry set, or dead-lettered), so a crash at any point leaves it pending, to
+ * be taken over by XAUTOCLAIM (or re-read by a worker restarted under the same consumer name):
+ * at-least-once delivery. A worker keeps the entries it is still working on from looking abandoned by
+ * touching them (XCLAIM JUSTID) while it works.
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { DataObject } from './template.js';
 
 export const CONSUMER_GROUP = 'delivery';
 
@@ -40,28 +47,51 @@ export interface QueueKeys {
   readonly templates: string;
   readonly templateRefs: string;
   readonly templateGc: string;
+  readonly live: string;
 }
 
+const KEY_SUFFIXES: Record<keyof QueueKeys, string> = {
+  stream: 'queue',
+  retry: 'retry',
+  dead: 'dead',
+  templates: 'tpl',
+  templateRefs: 'tplref',
+  templateGc: 'tplgc',
+  live: 'live',
+};
+
 export function queueKeys(prefix: string): QueueKeys {
-  return {
-    stream: `${prefix}:queue`,
-    retry: `${prefix}:retry`,
-    dead: `${prefix}:dead`,
-    templates: `${prefix}:tpl`,
-    templateRefs: `${prefix}:tplref`,
-    templateGc: `${prefix}:tplgc`,
-  };
+  const out = {} as Record<keyof QueueKeys, string>;
+  for (const [k, suffix] of Object.entries(KEY_SUFFIXES) as [keyof QueueKeys, string][]) out[k] = `${prefix}:${suffix}`;
+  return out;
 }
+
+/**
+ * Every script is called with the stream key alone and names its siblings from it, which keeps key
+ * names off the wire (they would be most of a small request's bytes). Fine on a single Redis or
+ * Sentinel; Redis Cluster is not supported (docs/high-availability.md).
+ */
+const KEYS_LUA =
+  `local P = string.sub(KEYS[1], 1, #KEYS[1] - ${KEY_SUFFIXES.stream.length})\n` +
+  (Object.entries(KEY_SUFFIXES) as [keyof QueueKeys, string][])
+    .map(([k, suffix]) => `local K_${k} = P .. '${suffix}'`)
+    .join('\n') +
+  '\n';
 
 /** A postback read from the stream: what a worker needs to deliver it and to settle it afterwards. */
 export interface QueuedPostback {
-  /** The stream entry id: the handle used to settle this entry. */
+  /** The stream entry that holds it (with its siblings from the same request). */
   readonly entryId: string;
-  /** The postback's stable id: its first entry id, kept across retries. */
+  /** Its place in the entry, and how many postbacks the entry holds. */
+  readonly index: number;
+  readonly entrySize: number;
+  /** The postback's stable id, `<first entry id>:<index>`, kept across retries. */
   readonly id: string;
   readonly templateId: string;
-  /** The data object as the compact JSON ingest stored. */
+  /** The data object as compact JSON. */
   readonly data: string;
+  /** The data object, parsed. */
+  readonly value: DataObject;
   /** Attempts already made before this one. */
   readonly attempts: number;
 }
@@ -75,8 +105,22 @@ export interface MalformedEntry {
 export interface ReadResult {
   readonly postbacks: QueuedPostback[];
   readonly malformed: MalformedEntry[];
+  /** Entries read (postbacks come from `entries` entries). */
+  readonly entries: number;
   /** Reading pending entries: the last id seen (deleted entries included), to continue after it. */
   readonly lastEntryId?: string;
+}
+
+/**
+ * What became of every postback of one entry, written in one go by `settle`. Postbacks not named in
+ * `retries` or `deadLetters` were delivered.
+ */
+export interface EntrySettlement {
+  readonly entryId: string;
+  /** Postbacks in the entry. */
+  readonly size: number;
+  readonly retries: readonly { readonly postback: QueuedPostback; readonly attempts: number; readonly dueAtMs: number }[];
+  readonly deadLetters: readonly { readonly fields: readonly string[] }[];
 }
 
 /** A dead letter as stored in the dead-letter stream. Self-contained: it can be replayed on its own. */
@@ -107,13 +151,14 @@ export interface DeadLetterInput {
 
 export type EnqueueResult =
   | { readonly ok: true; readonly ids: string[] }
+  /** `length`: live postbacks already queued. */
   | { readonly ok: false; readonly reason: 'full'; readonly length: number }
   /** Stored on the master, but fewer replicas than required confirmed it in time. */
   | { readonly ok: false; readonly reason: 'unreplicated'; readonly replicas: number };
 
 export interface QueueOptions {
   readonly prefix: string;
-  /** Refuse enqueues beyond this stream length; 0 = no limit. */
+  /** Refuse enqueues that would take the live postbacks beyond this; 0 = no limit. */
   readonly maxLength: number;
   /** Seconds an unreferenced template survives before collection. */
   readonly templateGcGraceS: number;
@@ -129,137 +174,122 @@ const TEMPLATE_CACHE_MAX = 10_000;
 
 // --- Lua scripts: each one is atomic, so every state change below is all-or-nothing. ---
 
-/** KEYS stream tpl tplref tplgc; ARGV tplId tplText|'' maxLen data... -> ids | 0 (template unknown) | length (full) */
-const ENQUEUE_LUA = `
+/**
+ * KEYS stream; ARGV tplId tplText|'' maxLive count dataArrayJson
+ * -> entry id | 0 (template unknown: resend with its text) | live+1 (full)
+ */
+const ENQUEUE_LUA = KEYS_LUA + `
 local tid = ARGV[1]
-local n = #ARGV - 3
-if redis.call('HEXISTS', KEYS[2], tid) == 0 then
+local n = tonumber(ARGV[4])
+if redis.call('HEXISTS', K_templates, tid) == 0 then
   if ARGV[2] == '' then return 0 end
-  redis.call('HSET', KEYS[2], tid, ARGV[2])
+  redis.call('HSET', K_templates, tid, ARGV[2])
 end
-local maxLen = tonumber(ARGV[3])
-if maxLen > 0 then
-  local len = redis.call('XLEN', KEYS[1])
-  if len + n > maxLen then return len + 1 end
+local maxLive = tonumber(ARGV[3])
+if maxLive > 0 then
+  local live = tonumber(redis.call('GET', K_live) or '0')
+  if live + n > maxLive then return live + 1 end
 end
-redis.call('HINCRBY', KEYS[3], tid, n)
-redis.call('ZREM', KEYS[4], tid)
-local ids = {}
-for i = 4, #ARGV do
-  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 't', tid, 'd', ARGV[i])
-end
-return ids`;
+redis.call('HINCRBY', K_templateRefs, tid, n)
+redis.call('ZREM', K_templateGc, tid)
+redis.call('INCRBY', K_live, n)
+return redis.call('XADD', K_stream, '*', tid, ARGV[5])`;
 
 /**
- * Settle delivered postbacks. KEYS stream tplref tplgc; ARGV group now (tplId count entryId...)...
- * An entry another worker already settled (XACK = 0) is skipped, so a template's count drops once.
+ * Settle whole entries: acknowledge and delete each, schedule its retries, write its dead letters, and
+ * drop the template references of the postbacks that are done. An entry another worker already
+ * settled (XACK = 0) is skipped whole, so nothing is counted twice.
+ * KEYS stream
+ * ARGV group now, then per entry: entryId done nRetry (score member)*nRetry nDead (nFields field...)*nDead
+ * (the template id, whose reference count drops by `done`, is read from the entry itself)
+ * -> entries settled
  */
-const ACK_LUA = `
+const SETTLE_LUA = KEYS_LUA + `
 local i = 3
-local acked = 0
+local settled = 0
 while i <= #ARGV do
-  local tid = ARGV[i]
-  local count = tonumber(ARGV[i + 1])
-  local done = 0
-  for j = i + 2, i + 1 + count do
-    if redis.call('XACK', KEYS[1], ARGV[1], ARGV[j]) == 1 then
-      redis.call('XDEL', KEYS[1], ARGV[j])
-      done = done + 1
+  local entryId, done = ARGV[i], tonumber(ARGV[i + 1])
+  local tid = ''
+  local mine = redis.call('XACK', K_stream, ARGV[1], entryId) == 1
+  if mine then
+    local e = redis.call('XRANGE', K_stream, entryId, entryId)
+    if e[1] then tid = e[1][2][1] end
+    redis.call('XDEL', K_stream, entryId)
+    settled = settled + 1
+  end
+  local nRetry = tonumber(ARGV[i + 2])
+  i = i + 3
+  for r = 1, nRetry do
+    if mine then redis.call('ZADD', K_retry, ARGV[i], ARGV[i + 1]) end
+    i = i + 2
+  end
+  local nDead = tonumber(ARGV[i])
+  i = i + 1
+  for d = 1, nDead do
+    local nf = tonumber(ARGV[i])
+    if mine then redis.call('XADD', K_dead, '*', unpack(ARGV, i + 1, i + nf)) end
+    i = i + 1 + nf
+  end
+  if mine and done > 0 and tid ~= '' then
+    redis.call('DECRBY', K_live, done)
+    if redis.call('HINCRBY', K_templateRefs, tid, -done) <= 0 then
+      redis.call('ZADD', K_templateGc, ARGV[2], tid)
     end
   end
-  if done > 0 and redis.call('HINCRBY', KEYS[2], tid, -done) <= 0 then
-    redis.call('ZADD', KEYS[3], ARGV[2], tid)
-  end
-  acked = acked + done
-  i = i + 2 + count
 end
-return acked`;
+return settled`;
 
-/** KEYS stream retry; ARGV group entryId dueAt member -> 1 moved | 0 already settled elsewhere */
-const RETRY_LUA = `
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-return 1`;
-
-/** KEYS stream dead tplref tplgc; ARGV group entryId now tplId field value... -> 1 | 0 */
-const DEAD_LUA = `
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
-if ARGV[4] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[4], -1) <= 0 then
-  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[4])
-end
-return 1`;
-
-/** Move due retries back into the stream. KEYS retry stream; ARGV now limit -> count moved */
-const PROMOTE_LUA = `
-local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+/** Move due retries back into the stream, one entry each. KEYS stream; ARGV now limit -> count moved */
+const PROMOTE_LUA = KEYS_LUA + `
+local due = redis.call('ZRANGE', K_retry, '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   local id, a, tid, d = string.match(m, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
   if id then
-    redis.call('XADD', KEYS[2], '*', 't', tid, 'd', d, 'i', id, 'a', a)
+    redis.call('XADD', K_stream, '*', tid, '[' .. d .. ']', 'i', id, 'a', a)
   end
-  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZREM', K_retry, m)
 end
 return #due`;
 
-/**
- * Hand postbacks back to the queue unfinished (worker shutting down): a fresh entry, same attempt count,
- * readable by any worker at once. KEYS stream; ARGV group (entryId tplId data id attempts)... -> count
- */
-const RELEASE_LUA = `
-local n = 0
-for i = 2, #ARGV, 5 do
-  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
-    redis.call('XDEL', KEYS[1], ARGV[i])
-    redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1], 'd', ARGV[i + 2], 'i', ARGV[i + 3], 'a', ARGV[i + 4])
-    n = n + 1
-  end
-end
-return n`;
-
-/** Replay dead letters. KEYS dead stream tpl tplref tplgc; ARGV (deadId tplId tplText data id)... -> count */
-const REPLAY_LUA = `
+/** Replay dead letters. KEYS stream; ARGV (deadId tplId tplText data id)... -> count */
+const REPLAY_LUA = KEYS_LUA + `
 local n = 0
 for i = 1, #ARGV, 5 do
-  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then
+  if redis.call('XDEL', K_dead, ARGV[i]) == 1 then
     local tid = ARGV[i + 1]
-    redis.call('HSETNX', KEYS[3], tid, ARGV[i + 2])
-    redis.call('HINCRBY', KEYS[4], tid, 1)
-    redis.call('ZREM', KEYS[5], tid)
-    redis.call('XADD', KEYS[2], '*', 't', tid, 'd', ARGV[i + 3], 'i', ARGV[i + 4], 'a', '0')
+    redis.call('HSETNX', K_templates, tid, ARGV[i + 2])
+    redis.call('HINCRBY', K_templateRefs, tid, 1)
+    redis.call('ZREM', K_templateGc, tid)
+    redis.call('INCR', K_live)
+    redis.call('XADD', K_stream, '*', tid, '[' .. ARGV[i + 3] .. ']', 'i', ARGV[i + 4], 'a', '0')
     n = n + 1
   end
 end
 return n`;
 
-/** Delete templates unreferenced for the grace period. KEYS tpl tplref tplgc; ARGV cutoff limit -> count */
-const COLLECT_LUA = `
-local ids = redis.call('ZRANGE', KEYS[3], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+/** Delete templates unreferenced for the grace period. KEYS stream; ARGV cutoff limit -> count */
+const COLLECT_LUA = KEYS_LUA + `
+local ids = redis.call('ZRANGE', K_templateGc, '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
 local n = 0
 for _, tid in ipairs(ids) do
-  local refs = tonumber(redis.call('HGET', KEYS[2], tid) or '0')
+  local refs = tonumber(redis.call('HGET', K_templateRefs, tid) or '0')
   if refs <= 0 then
-    redis.call('HDEL', KEYS[1], tid)
-    redis.call('HDEL', KEYS[2], tid)
+    redis.call('HDEL', K_templates, tid)
+    redis.call('HDEL', K_templateRefs, tid)
     n = n + 1
   end
-  redis.call('ZREM', KEYS[3], tid)
+  redis.call('ZREM', K_templateGc, tid)
 end
 return n`;
 
-type ScriptName = 'pbEnqueue' | 'pbAck' | 'pbRetry' | 'pbDead' | 'pbPromote' | 'pbRelease' | 'pbReplay' | 'pbCollect';
+type ScriptName = 'pbEnqueue' | 'pbSettle' | 'pbPromote' | 'pbReplay' | 'pbCollect';
 
 const SCRIPTS: Record<ScriptName, { keys: number; lua: string }> = {
-  pbEnqueue: { keys: 4, lua: ENQUEUE_LUA },
-  pbAck: { keys: 3, lua: ACK_LUA },
-  pbRetry: { keys: 2, lua: RETRY_LUA },
-  pbDead: { keys: 4, lua: DEAD_LUA },
-  pbPromote: { keys: 2, lua: PROMOTE_LUA },
-  pbRelease: { keys: 1, lua: RELEASE_LUA },
-  pbReplay: { keys: 5, lua: REPLAY_LUA },
-  pbCollect: { keys: 3, lua: COLLECT_LUA },
+  pbEnqueue: { keys: 1, lua: ENQUEUE_LUA },
+  pbSettle: { keys: 1, lua: SETTLE_LUA },
+  pbPromote: { keys: 1, lua: PROMOTE_LUA },
+  pbReplay: { keys: 1, lua: REPLAY_LUA },
+  pbCollect: { keys: 1, lua: COLLECT_LUA },
 };
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
@@ -302,28 +332,50 @@ function fieldsOf(raw: unknown): Record<string, string> {
   return out;
 }
 
-/** Decode one stream entry [id, [field, value, ...]]; null fields mean the entry was deleted. */
-export function decodeEntry(entryId: string, raw: unknown): QueuedPostback | MalformedEntry {
-  const f = fieldsOf(raw);
+/**
+ * Decode one stream entry [id, [field, value, ...]] into its postbacks, or a MalformedEntry when it
+ * cannot be delivered as it stands (not written by this module, or damaged).
+ */
+export function decodeEntry(entryId: string, raw: unknown): QueuedPostback[] | MalformedEntry {
+  const list = Array.isArray(raw) ? raw.map(String) : [];
+  // [templateId, dataArrayJson, ('i', originalId, 'a', attempts)?]
+  const [tid, d] = list;
+  const f = fieldsOf(list.slice(2));
+  const malformed = (): MalformedEntry => ({ entryId, fields: fieldsOf(list) });
   const attempts = f.a === undefined ? 0 : Number(f.a);
-  if (!f.t || f.d === undefined || !Number.isInteger(attempts) || attempts < 0) return { entryId, fields: f };
-  return { entryId, id: f.i ?? entryId, templateId: f.t, data: f.d, attempts };
-}
-
-function isPostback(x: QueuedPostback | MalformedEntry): x is QueuedPostback {
-  return 'templateId' in x;
+  if (!tid || d === undefined || !Number.isInteger(attempts) || attempts < 0) return malformed();
+  let items: unknown;
+  try {
+    items = JSON.parse(d);
+  } catch {
+    return malformed();
+  }
+  if (!Array.isArray(items) || items.length === 0 || (f.i !== undefined && items.length !== 1)) return malformed();
+  if (!items.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v))) return malformed();
+  return items.map((value: DataObject, index) => ({
+    entryId,
+    index,
+    entrySize: items.length,
+    id: f.i ?? `${entryId}:${index}`,
+    templateId: tid,
+    data: items.length === 1 ? d.slice(1, -1) : JSON.stringify(value),
+    value,
+    attempts,
+  }));
 }
 
 function splitEntries(entries: unknown[]): ReadResult {
   const postbacks: QueuedPostback[] = [];
   const malformed: MalformedEntry[] = [];
+  let count = 0;
   for (const e of entries) {
     if (!Array.isArray(e)) continue;
+    count++;
     const decoded = decodeEntry(String(e[0]), e[1]);
-    if (isPostback(decoded)) postbacks.push(decoded);
+    if (Array.isArray(decoded)) postbacks.push(...decoded);
     else malformed.push(decoded);
   }
-  return { postbacks, malformed };
+  return { postbacks, malformed, entries: count };
 }
 
 export function isNoGroupError(err: unknown): boolean {
@@ -331,7 +383,9 @@ export function isNoGroupError(err: unknown): boolean {
 }
 
 export interface QueueStatus {
-  /** Entries in the stream: waiting plus being delivered. */
+  /** Postbacks not yet delivered or dead-lettered: waiting, in flight, or scheduled for a retry. */
+  readonly live: number;
+  /** Entries in the stream (a request's postbacks share one): waiting plus being delivered. */
   readonly streamLength: number;
   /** Entries handed to a worker and not yet settled. */
   readonly pending: number;
@@ -380,10 +434,11 @@ export class Queue {
     const tid = this.templateIdOf(template);
     const confirmed = this.knownTemplates.get(tid);
     const sendText = confirmed === undefined || now - confirmed > TEMPLATE_CONFIRM_MS;
-    let reply = await this.callEnqueue(tid, sendText ? templateText(template) : '', dataJson);
-    if (reply === 0) reply = await this.callEnqueue(tid, templateText(template), dataJson);
+    const items = `[${dataJson.join(',')}]`;
+    let reply = await this.callEnqueue(tid, sendText ? templateText(template) : '', dataJson.length, items);
+    if (reply === 0) reply = await this.callEnqueue(tid, templateText(template), dataJson.length, items);
     if (typeof reply === 'number') return { ok: false, reason: 'full', length: reply - 1 };
-    if (!Array.isArray(reply)) throw new Error(`unexpected enqueue reply: ${String(reply)}`);
+    if (typeof reply !== 'string') throw new Error(`unexpected enqueue reply: ${String(reply)}`);
     if (sendText || confirmed === undefined) {
       if (this.knownTemplates.size >= TEMPLATE_CACHE_MAX) this.knownTemplates.clear();
       this.knownTemplates.set(tid, now);
@@ -395,14 +450,14 @@ export class Queue {
       const replicas = Number(await this.redis.wait(minReplicas, this.options.replicaTimeoutMs ?? 1000));
       if (replicas < minReplicas) return { ok: false, reason: 'unreplicated', replicas };
     }
-    return { ok: true, ids: reply.map(String) };
+    return { ok: true, ids: dataJson.map((_, i) => `${reply}:${i}`) };
   }
 
-  private callEnqueue(tid: string, text: string, dataJson: readonly string[]): Promise<unknown> {
+  private callEnqueue(tid: string, text: string, count: number, items: string): Promise<unknown> {
     const k = this.keys;
     return this.scripts.pbEnqueue(
-      k.stream, k.templates, k.templateRefs, k.templateGc,
-      tid, text, this.options.maxLength, ...dataJson,
+      k.stream,
+      tid, text, this.options.maxLength, count, items,
     );
   }
 
@@ -434,9 +489,9 @@ export class Queue {
     } catch (err) {
       if (!isNoGroupError(err)) throw err;
       await this.ensureGroup();
-      return { postbacks: [], malformed: [] };
+      return { postbacks: [], malformed: [], entries: 0 };
     }
-    if (!Array.isArray(reply) || reply.length === 0) return { postbacks: [], malformed: [] };
+    if (!Array.isArray(reply) || reply.length === 0) return { postbacks: [], malformed: [], entries: 0 };
     const entries = (reply[0] as unknown[])[1] as unknown[];
     if (pending) {
       // Entries deleted while pending come back with no fields: settle them so they stop reappearing.
@@ -467,38 +522,34 @@ export class Queue {
     } catch (err) {
       if (!isNoGroupError(err)) throw err;
       await this.ensureGroup();
-      return { postbacks: [], malformed: [], cursor: '0-0' };
+      return { postbacks: [], malformed: [], entries: 0, cursor: '0-0' };
     }
     const [next, entries] = reply as [string, unknown[]];
     return { ...splitEntries(entries.filter((e) => Array.isArray(e) && e[1] != null)), cursor: String(next) };
   }
 
-  /** Settle delivered postbacks in one round trip. Returns how many were still this group's to settle. */
-  async ack(postbacks: readonly QueuedPostback[], now = Date.now()): Promise<number> {
-    if (postbacks.length === 0) return 0;
-    const byTemplate = new Map<string, string[]>();
-    for (const p of postbacks) {
-      const list = byTemplate.get(p.templateId);
-      if (list) list.push(p.entryId);
-      else byTemplate.set(p.templateId, [p.entryId]);
-    }
+  /**
+   * Settle whole entries in one round trip: each is acknowledged and deleted, its retries scheduled and
+   * its dead letters written, atomically. Returns how many entries were still this group's to settle
+   * (one another worker already settled is skipped whole).
+   */
+  async settle(entries: readonly EntrySettlement[], now = Date.now()): Promise<number> {
+    if (entries.length === 0) return 0;
     const args: (string | number)[] = [CONSUMER_GROUP, now];
-    for (const [tid, ids] of byTemplate) args.push(tid, ids.length, ...ids);
+    for (const e of entries) {
+      args.push(e.entryId, e.size - e.retries.length, e.retries.length);
+      for (const r of e.retries) args.push(r.dueAtMs, `${r.postback.id}|${r.attempts}|${r.postback.templateId}|${r.postback.data}`);
+      args.push(e.deadLetters.length);
+      for (const d of e.deadLetters) args.push(d.fields.length, ...d.fields);
+    }
     const k = this.keys;
-    return Number(await this.scripts.pbAck(k.stream, k.templateRefs, k.templateGc, ...args));
+    return Number(await this.scripts.pbSettle(k.stream, ...args));
   }
 
-  /** Move a postback to the retry set, due at `dueAtMs`, with `attempts` made so far. */
-  async scheduleRetry(p: QueuedPostback, attempts: number, dueAtMs: number): Promise<boolean> {
-    const member = `${p.id}|${attempts}|${p.templateId}|${p.data}`;
-    const k = this.keys;
-    return Number(await this.scripts.pbRetry(k.stream, k.retry, CONSUMER_GROUP, p.entryId, dueAtMs, member)) === 1;
-  }
-
-  /** Move a postback to the dead-letter stream with the reason. */
-  async deadLetter(p: QueuedPostback | MalformedEntry, info: DeadLetterInput, now = Date.now()): Promise<boolean> {
-    const decoded = isPostback(p);
-    const fields = [
+  /** The fields of a dead letter: self-contained, the template inlined, so it can be replayed alone. */
+  static deadLetterFields(p: QueuedPostback | MalformedEntry, info: DeadLetterInput, now = Date.now()): string[] {
+    const decoded = 'templateId' in p;
+    return [
       'id', decoded ? p.id : p.entryId,
       'method', info.template?.method ?? '',
       'url', info.template?.url ?? '',
@@ -509,25 +560,20 @@ export class Queue {
       'error', info.error,
       'at', String(now),
     ];
-    const k = this.keys;
-    const reply = await this.scripts.pbDead(
-      k.stream, k.dead, k.templateRefs, k.templateGc,
-      CONSUMER_GROUP, p.entryId, now, decoded ? p.templateId : '', ...fields,
-    );
-    return Number(reply) === 1;
   }
 
-  /** Hand unfinished postbacks back to the queue for any worker (used when shutting down). */
-  async release(postbacks: readonly QueuedPostback[]): Promise<number> {
-    if (postbacks.length === 0) return 0;
-    const args: string[] = [];
-    for (const p of postbacks) args.push(p.entryId, p.templateId, p.data, p.id, String(p.attempts));
-    return Number(await this.scripts.pbRelease(this.keys.stream, CONSUMER_GROUP, ...args));
+  /**
+   * Tell the group this consumer is still working on these entries (resets their idle time), so
+   * XAUTOCLAIM in other workers does not take over an entry whose postbacks are merely many or slow.
+   */
+  async keepAlive(consumer: string, entryIds: readonly string[]): Promise<void> {
+    if (entryIds.length === 0) return;
+    await this.redis.xclaim(this.keys.stream, CONSUMER_GROUP, consumer, 0, ...entryIds, 'JUSTID');
   }
 
   /** Move retries that are due back into the stream. Returns how many moved. */
   async promoteDueRetries(now = Date.now(), limit = 1000): Promise<number> {
-    return Number(await this.scripts.pbPromote(this.keys.retry, this.keys.stream, now, limit));
+    return Number(await this.scripts.pbPromote(this.keys.stream, now, limit));
   }
 
   /** Due time (ms) of the earliest scheduled retry, or undefined when none. */
@@ -545,14 +591,15 @@ export class Queue {
   async collectTemplates(now = Date.now(), limit = 1000): Promise<number> {
     const k = this.keys;
     const cutoff = now - this.options.templateGcGraceS * 1000;
-    return Number(await this.scripts.pbCollect(k.templates, k.templateRefs, k.templateGc, cutoff, limit));
+    return Number(await this.scripts.pbCollect(k.stream, cutoff, limit));
   }
 
   // ---------------------------------------------------------------- operator side
 
   async status(now = Date.now()): Promise<QueueStatus> {
     const k = this.keys;
-    const [len, retry, dead, templates, first] = await Promise.all([
+    const [live, len, retry, dead, templates, first] = await Promise.all([
+      this.redis.get(k.live),
       this.redis.xlen(k.stream),
       this.redis.zcard(k.retry),
       this.redis.xlen(k.dead),
@@ -573,7 +620,7 @@ export class Queue {
       if (!(isNoGroupError(err) || (err instanceof Error && /no such key/i.test(err.message)))) throw err;
     }
     const oldest = first[0] ? Math.max(0, now - entryTimeMs(first[0][0])) : 0;
-    return { streamLength: len, pending, retryScheduled: retry, deadLetters: dead, oldestAgeMs: oldest, templates, consumers };
+    return { live: Number(live ?? 0), streamLength: len, pending, retryScheduled: retry, deadLetters: dead, oldestAgeMs: oldest, templates, consumers };
   }
 
   async listDeadLetters(count = 100, after = '-'): Promise<DeadLetter[]> {
@@ -606,7 +653,7 @@ export class Queue {
     if (args.length === 0) return 0;
     const k = this.keys;
     return Number(
-      await this.scripts.pbReplay(k.dead, k.stream, k.templates, k.templateRefs, k.templateGc, ...args),
+      await this.scripts.pbReplay(k.stream, ...args),
     );
   }
 

@@ -251,7 +251,8 @@ describe('ingest SIGTERM', () => {
       sock.write(body.slice(20));
       await closed;
       assert.match(answer, /^HTTP\/1\.1 202 /, JSON.stringify(ingestProc.logs) + ingestProc.stderr.join(""));
-      assert.equal(await redis.xlen('pb:queue'), 3);
+      assert.equal(Number(await redis.get('pb:live')), 3);
+      assert.equal(await redis.xlen('pb:queue'), 1, 'one entry for the request');
       assert.equal(await ingestProc.waitExit(10_000), 0);
     } finally {
       redis.disconnect();

@@ -153,9 +153,13 @@ describe('delivery', () => {
     const data = Array.from({ length: 40 }, (_, i) => ({ i }));
     const res = await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/c?i={i}` }, data });
     assert.equal(res.status, 202);
-    await stack.startWorker();
+    const worker = await stack.startWorker();
+    let workerPeak = 0;
+    const sampler = setInterval(() => (workerPeak = Math.max(workerPeak, worker.inFlightCount)), 5);
     await stack.receiver.waitFor(40);
-    assert.equal(peak, 8);
+    clearInterval(sampler);
+    assert.equal(peak, 8, 'the endpoint saw 8 at once');
+    assert.equal(workerPeak, 8, 'the worker held 8 deliveries at once, the rest of the request waiting');
   });
 
   it('survives Redis losing everything (FLUSHALL): group recreated, template resent, delivery goes on', async () => {
