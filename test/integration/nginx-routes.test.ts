@@ -80,6 +80,14 @@ describe('nginx routes to ingest', () => {
     assert.match(String(last.request_id), /^[0-9a-f]{32}$/);
   });
 
+  it('a body above nginx\'s limit is a JSON 413 with ingest\'s code', async () => {
+    const res = await fetch(nginx.base + '/i', { method: 'POST', body: 'x'.repeat(3 * 1024 * 1024) });
+    assert.equal(res.status, 413);
+    assert.match(res.headers.get('content-type') ?? '', /application\/json/);
+    const body = (await res.json()) as { error: { code: string } };
+    assert.equal(body.error.code, 'ERR_BODY_TOO_LARGE');
+  });
+
   it("a rejected request's ingest log line carries nginx's request id", async () => {
     const res = await fetch(nginx.base + '/i', { method: 'POST', body: '{"endpoint":' });
     assert.equal(res.status, 400);
@@ -91,4 +99,27 @@ describe('nginx routes to ingest', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
   });
+});
+
+describe('nginx with ingest down', () => {
+  let nginx: Nginx;
+
+  before(async () => {
+    // An upstream port nothing listens on: every proxied request fails to connect (502 in nginx).
+    nginx = await Nginx.start({ upstreamPorts: [await freePort()] });
+  });
+
+  after(async () => {
+    await nginx?.stop();
+  });
+
+  for (const route of ['/i', '/ingest.php', '/health']) {
+    it(`${route} answers a JSON 503 ERR_INGEST_UNAVAILABLE with Retry-After, not an HTML 502`, async () => {
+      const res = await fetch(nginx.base + route, { method: route === '/health' ? 'GET' : 'POST', body: route === '/health' ? undefined : sample });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get('retry-after'), '5');
+      const body = (await res.json()) as { error: { code: string } };
+      assert.equal(body.error.code, 'ERR_INGEST_UNAVAILABLE');
+    });
+  }
 });
