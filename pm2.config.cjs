@@ -13,6 +13,11 @@
  *   PM2_INGEST_MAX_MEMORY    restart an ingest process above this RSS       default 300M
  *   PM2_DELIVERY_MAX_MEMORY  restart a worker above this RSS                default 500M
  *   POSTBACK_LOG_DIR         where pm2 writes the apps' logs                default /var/log/postback
+ *   POSTBACK_APP_DIR         the release pm2 runs                           default this file's folder
+ *
+ * On the appliance POSTBACK_APP_DIR is /opt/postback/current, the symlink a deploy moves: pm2 keeps the
+ * script path it was given, so every restart or reload after a deploy runs the new release. (This file's
+ * own folder is the symlink's target, one release, which a deploy would never leave.)
  */
 'use strict';
 const fs = require('node:fs');
@@ -40,6 +45,7 @@ const envFile = process.env.POSTBACK_ENV_FILE || '/etc/postback/postback.env';
 const env = { ...readEnvFile(envFile) };
 const setting = (name, dflt) => process.env[name] || env[name] || dflt;
 const logDir = setting('POSTBACK_LOG_DIR', '/var/log/postback');
+const appDir = setting('POSTBACK_APP_DIR', __dirname);
 
 // Longer than a worker's own bounded shutdown (DELIVERY_BLOCK_MS + DELIVERY_SHUTDOWN_TIMEOUT_MS + 3 s,
 // 13 s with the defaults), so pm2 never SIGKILLs a worker that is handing its postbacks back.
@@ -47,7 +53,7 @@ const deliveryKillTimeout =
   Number(setting('DELIVERY_BLOCK_MS', '2000')) + Number(setting('DELIVERY_SHUTDOWN_TIMEOUT_MS', '8000')) + 5000;
 
 const common = {
-  cwd: __dirname,
+  cwd: appDir,
   env,
   // Logs: one file per app (instances interleave, each line is JSON with its pid), plain lines (the
   // apps write JSON themselves), rotated by logrotate with `pm2 reloadLogs`.
@@ -66,7 +72,7 @@ module.exports = {
     {
       ...common,
       name: 'postback-ingest',
-      script: path.join(__dirname, 'dist/ingest/main.js'),
+      script: path.join(appDir, 'dist/ingest/main.js'),
       exec_mode: 'cluster',
       instances: Number(setting('PM2_INGEST_INSTANCES', '2')),
       // main.ts calls process.send('ready') once it listens and Redis answered (or after 5 s).
@@ -80,7 +86,7 @@ module.exports = {
     {
       ...common,
       name: 'postback-delivery',
-      script: path.join(__dirname, 'dist/delivery/main.js'),
+      script: path.join(appDir, 'dist/delivery/main.js'),
       exec_mode: 'fork',
       instances: Number(setting('PM2_DELIVERY_INSTANCES', '2')),
       // Each instance gets NODE_APP_INSTANCE 0..n-1: its consumer name is <hostname>-<n>, stable across
