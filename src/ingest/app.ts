@@ -91,7 +91,11 @@ export function createIngestApp(deps: IngestDeps): Koa {
         method: ctx.method,
         ...(requestId ? { requestId } : {}),
       };
-      if (err.status >= 500) logger.error('ingest request failed', { ...meta, err: err.cause ?? err });
+      if (err.status >= 500) {
+        // An Error's fields are not enumerable: JSON would log `{}`. Name the cause (Redis timeout, ...).
+        const cause: any = err.cause ?? err;
+        logger.error('ingest request failed', { ...meta, err: String(cause?.message ?? cause), ...(cause?.code ? { causeCode: cause.code } : {}) });
+      }
       else logger.warn('ingest request rejected', { ...meta, reason: err.message });
     }
   });

@@ -151,6 +151,10 @@ describe('ingest with Redis down', () => {
       assert.equal(res.headers.get('retry-after'), '1');
       // Not a speed test: a bound on the configured timeout, with a wide margin for a busy machine.
       assert.ok(took < 500 + 2000, `503 took ${took} ms`);
+      // The log line says why, for the on-call engineer (not an empty `err: {}`).
+      const failed = stack.events('ingest_request_failed').at(-1);
+      assert.equal(failed?.errCode, 'ERR_QUEUE_UNAVAILABLE');
+      assert.ok(typeof failed?.err === 'string' && failed.err.length > 0, `err logged as ${JSON.stringify(failed?.err)}`);
 
       const health = await fetch(stack.ingestBase + '/health');
       assert.equal(health.status, 503);
