@@ -62,7 +62,7 @@ cleanup() {
   local rc=$? p
   if [ $rc -ne 0 ]; then
     echo "---- container state ----" >&2
-    S 'systemctl --no-pager --failed; /usr/local/bin/postback-pm2 ls; tail -n 20 /var/log/postback/*.log; monit summary; tail -n 20 /var/log/monit.log' >&2 2>&1 || true
+    S 'systemctl --no-pager --failed; /usr/local/bin/postback-pm2 ls; tail -n 20 /var/log/postback/*.log; cat /var/log/postback/alerts.log; monit summary; tail -n 20 /var/log/monit.log' >&2 2>&1 || true
     tail -30 "$LOG" >&2 || true
   fi
   if p=$(leader); then nsenter -t "$p" -a systemctl poweroff >/dev/null 2>&1 || kill -9 "$p"; fi
@@ -80,6 +80,17 @@ boot; wait_up
 provision_twice
 check_live_settings
 check_sample
+
+step "logrotate: the apps' logs rotate without a lost line or an app restart"
+pids=$(S 'pgrep -u postback -f "dist/(ingest|delivery)/main.js" | sort | tr "\n" " "')
+S 'logrotate -f /etc/logrotate.d/postback' || fail "logrotate -f /etc/logrotate.d/postback"
+S 'ls /var/log/postback/delivery.log-*' >/dev/null || fail "delivery.log was not rotated"
+[ "$(post /i "$(batch rot 50)")" = 202 ] || fail "POST after rotation"
+wait_received 'tag=rot' 50 60
+sleep 1
+n=$(S 'grep -c "tag=rot" /var/log/postback/delivery.log' || true)
+[ "${n:-0}" -ge 50 ] || fail "the new delivery.log has $n of the 50 deliveries made after rotation"
+[ "$(S 'pgrep -u postback -f "dist/(ingest|delivery)/main.js" | sort | tr "\n" " "')" = "$pids" ] || fail "an app restarted during log rotation"
 
 step "queueing 500 postbacks with the workers stopped, then rebooting"
 queue_with_workers_stopped reboot
@@ -123,8 +134,11 @@ until [ "$(S 'pgrep -u postback -f dist/delivery/main.js | wc -l')" = 2 ]; do
   sleep 1
 done
 step "monit started them after $((SECONDS - t))s (cycle 5 s, acts after 2 failed cycles)"
-S 'grep "started them -- runbook: docs/runbooks/delivery-worker-restarting.md" /var/log/postback/alerts.log' \
-  || fail "no alert naming the runbook in /var/log/postback/alerts.log"
+end=$((SECONDS + 60))  # pm2-ensure writes it once pm2 has started them and saved the list
+until S 'grep "started them -- runbook: docs/runbooks/delivery-worker-restarting.md" /var/log/postback/alerts.log'; do
+  [ $SECONDS -lt $end ] || fail "no alert naming the runbook in /var/log/postback/alerts.log"
+  sleep 1
+done
 [ "$(post /i "$(batch after 10)")" = 202 ] || fail "POST after monit recovery"
 wait_received 'tag=after' 10 90
 check_live_settings
