@@ -1,8 +1,8 @@
 /**
  * The appliance as a sysadmin gets it: the Ansible playbook passes ansible-lint and a syntax check, and
  * provisions a Debian 12 host booted with systemd (a systemd-nspawn container) into a working, supervised,
- * reboot-safe system. The scenario itself is test/system/nspawn-e2e.sh (also runnable by hand); this file
- * runs it and fails with its output. The same scenario in a real VM, test/system/qemu-e2e.sh, is too slow
+ * reboot-safe system. The scenarios are test/system/nspawn-e2e.sh and quickstart-e2e.sh (also runnable
+ * by hand); this file runs them and fails with their output. The same scenario in a real VM, test/system/qemu-e2e.sh, is too slow
  * for every run and is run before releases (docs/operations.md).
  */
 import { test } from 'node:test';
@@ -38,4 +38,12 @@ test('systemd-nspawn Debian 12: provision, idempotence, sample through nginx, re
   assert.equal(r.signal, null, `killed by ${r.signal} (timeout?)`);
   assert.equal(r.status, 0, 'nspawn-e2e.sh failed; its output is above');
   assert.match(r.output, /nspawn e2e passed/);
+});
+
+test("the README's quick start, command 1 verbatim, on a Debian 12 without systemd: the sample is delivered", () => {
+  const r = run('bash', [path.join(repo, 'test/system/quickstart-e2e.sh')], { cwd: repo, timeoutMs: 20 * 60_000 });
+  process.stdout.write(r.output.replace(/^/gm, '    | '));
+  assert.equal(r.signal, null, `killed by ${r.signal} (timeout?)`);
+  assert.equal(r.status, 0, 'quickstart-e2e.sh failed; its output is above');
+  assert.match(r.output, /quick start e2e passed/);
 });
