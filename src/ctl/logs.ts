@@ -12,7 +12,12 @@ const CHUNK = 64 * 1024;
  * complete line (where following should start). A final line without its newline is not complete yet
  * (the writer may be in the middle of it) and is left for the follower.
  */
-export async function lastLines(file: string, n: number, keep: (line: string) => boolean): Promise<{ lines: string[]; end: number }> {
+export async function lastLines(
+  file: string,
+  n: number,
+  keep: (line: string) => boolean,
+  chunkSize = CHUNK,
+): Promise<{ lines: string[]; end: number }> {
   const fh = await open(file, 'r');
   try {
     const { size } = await fh.stat();
@@ -22,7 +27,7 @@ export async function lastLines(file: string, n: number, keep: (line: string) =>
     let end: number | undefined;
     const found: string[] = [];
     while (pos > 0) {
-      const len = Math.min(CHUNK, pos);
+      const len = Math.min(chunkSize, pos);
       pos -= len;
       const buf = Buffer.alloc(len);
       await fh.read(buf, 0, len, pos);
