@@ -210,6 +210,10 @@ wait_received 'GET /data?key=Phyllobates&value=Terribilis&foo=$' 2 60
 wait_received 'GET /data?key=Azureus&value=Dendrobates&foo=$' 2 60
 S 'grep -c "\"event\":\"delivery_succeeded\"" /var/log/postback/delivery.log' | grep -qE '^[4-9]|^[0-9]{2,}' || fail "no delivery log lines"
 
+step "postback-ctl as root with nothing exported (settings from /etc/postback/postback.env)"
+S 'postback-ctl status --json' | grep -q '"groupExists": true' || fail "postback-ctl status does not reach Redis or sees no workers"
+S 'postback-ctl logs tail -n 5 --status 2xx' | grep -q ' OK  ' || fail "postback-ctl logs tail shows no delivery"
+
 # ---------------------------------------------------------------- queued postbacks survive a reboot
 step "queueing 500 postbacks with the workers stopped, then rebooting"
 S '/usr/local/lib/postback/pm2-as-app stop postback-delivery >/dev/null'
