@@ -182,12 +182,14 @@ export function renderLogLine(line: string): string {
 
 // ------------------------------------------------------------------------------- status page
 
-/** A Redis URL fit to print: the password replaced by `***`. */
+/** A Redis URL fit to print: the passwords (the data nodes' and `sentinelPassword`) replaced by `***`. */
 export function redactRedisUrl(url: string): string {
-  return url.replace(/^([a-z-]+:\/\/)([^@/]*)@/i, (_m, scheme: string, auth: string) => {
-    const colon = auth.indexOf(':');
-    return `${scheme}${colon < 0 ? '***' : `${auth.slice(0, colon)}:***`}@`;
-  });
+  return url
+    .replace(/^([a-z-]+:\/\/)([^@/]*)@/i, (_m, scheme: string, auth: string) => {
+      const colon = auth.indexOf(':');
+      return `${scheme}${colon < 0 ? '***' : `${auth.slice(0, colon)}:***`}@`;
+    })
+    .replace(/([?&]sentinelPassword=)[^&#]*/i, '$1***');
 }
 
 /** `postback-ctl status` for humans. */

@@ -59,7 +59,9 @@ function loadSettings(): Config {
   }
 }
 
-function matcher(filter: DeadFilter): DeadLetterMatch {
+/** The dead letters a filter picks; undefined (every one) when it has no condition. */
+function matcher(filter: DeadFilter): DeadLetterMatch | undefined {
+  if (filter.host === undefined && filter.reason === undefined) return undefined;
   return (d: DeadLetter) =>
     (filter.host === undefined || hostMatches(templateHost(d.url), filter.host)) && (filter.reason === undefined || d.reason === filter.reason);
 }
@@ -134,7 +136,7 @@ async function runRedisCommand(cmd: Exclude<Command, { cmd: 'help' } | { cmd: 'l
         const letters = await byIds(inspector, cmd.target.ids);
         r = { matched: letters.length, ...(await inspector.replay(letters)) };
       } else {
-        const m = await inspector.replayMatching(matcher(cmd.target.filter));
+        const m = await inspector.replayMatching(matcher(cmd.target.filter) ?? (() => true));
         r = { matched: m.matched, replayed: m.replayed, skipped: m.skipped };
       }
       if (cmd.json) out(JSON.stringify(r));
@@ -155,7 +157,7 @@ async function runRedisCommand(cmd: Exclude<Command, { cmd: 'help' } | { cmd: 'l
         const letters = await byIds(inspector, cmd.target.ids);
         r = { matched: letters.length, purged: await inspector.purge(letters) };
       } else {
-        const m = await inspector.purgeMatching(matcher(cmd.target.filter));
+        const m = await inspector.purgeMatching(matcher(cmd.target.filter) ?? (() => true));
         r = { matched: m.matched, purged: m.purged };
       }
       out(cmd.json ? JSON.stringify(r) : `Purged ${plural(r.purged, 'dead letter')} (${describeTarget(cmd.target)}).`);

@@ -831,8 +831,18 @@ export class QueueInspector {
     }
   }
 
-  /** Up to `limit` matching dead letters, newest first, and how many match in all. */
-  async listDeadLetters(match: DeadLetterMatch, limit: number): Promise<{ letters: DeadLetter[]; matched: number; total: number }> {
+  /**
+   * Up to `limit` matching dead letters, newest first, and how many match in all. Without `match`,
+   * only the `limit` newest are read (and XLEN counts them); with one, every dead letter is looked at.
+   */
+  async listDeadLetters(match: DeadLetterMatch | undefined, limit: number): Promise<{ letters: DeadLetter[]; matched: number; total: number }> {
+    if (!match) {
+      const [rows, total] = await Promise.all([
+        limit > 0 ? this.redis.xrevrange(this.keys.dead, '+', '-', 'COUNT', limit) : Promise.resolve([]),
+        this.redis.xlen(this.keys.dead),
+      ]);
+      return { letters: rows.map(([id, raw]) => deadLetterOf(id, raw)), matched: total, total };
+    }
     const letters: DeadLetter[] = [];
     let matched = 0;
     let total = 0;

@@ -191,6 +191,8 @@ describe('redactRedisUrl', () => {
     ['redis://:s3cret@127.0.0.1:6379/0', 'redis://:***@127.0.0.1:6379/0'],
     ['redis://app:s3cret@h:6379', 'redis://app:***@h:6379'],
     ['redis-sentinel://:pw@s1:26379,s2:26379/mymaster', 'redis-sentinel://:***@s1:26379,s2:26379/mymaster'],
+    ['redis-sentinel://:pw@s1,s2/m/0?sentinelPassword=sp', 'redis-sentinel://:***@s1,s2/m/0?sentinelPassword=***'],
+    ['unix:///run/redis.sock', 'unix:///run/redis.sock'],
   ];
   for (const [url, want] of table) it(url, () => assert.equal(redactRedisUrl(url), want));
 });
