@@ -706,7 +706,7 @@ export interface QueueInspection {
   readonly consumers: readonly ConsumerInfo[];
 }
 
-/** Which dead letters an operation applies to; omitted fields match everything. */
+/** Which dead letters an operation applies to (the CLI builds it from --host / --reason). */
 export type DeadLetterMatch = (letter: DeadLetter) => boolean;
 
 export interface DeadLetterSelection {
@@ -718,6 +718,7 @@ export interface DeadLetterSelection {
 
 const DEAD_PAGE = 500;
 
+/** A dead-letter stream entry, decoded (the same reading as Queue.listDeadLetters, kept here to leave that untouched). */
 function deadLetterOf(deadId: string, raw: unknown): DeadLetter {
   const f = fieldsOf(raw);
   return {
