@@ -112,8 +112,8 @@ describe('postback-ctl status', () => {
   before(async () => {
     stack = await Stack.start({
       // A retry that stays scheduled, and a delivery that stays in flight while the CLI looks.
-      env: { DELIVERY_BACKOFF_BASE_MS: '600000', DELIVERY_BACKOFF_MAX_MS: '600000', DELIVERY_TIMEOUT_MS: '20000', DELIVERY_CLAIM_MIN_IDLE_MS: '60000' },
-      handler: (req) => (req.url.startsWith('/slow') ? { delayMs: 15_000 } : req.url.startsWith('/later') ? { status: 503 } : { status: 404 }),
+      env: { DELIVERY_BACKOFF_BASE_MS: '600000', DELIVERY_BACKOFF_MAX_MS: '600000', DELIVERY_TIMEOUT_MS: '60000', DELIVERY_CLAIM_MIN_IDLE_MS: '130000' },
+      handler: (req) => (req.url.startsWith('/slow') ? { delayMs: 45_000 } : req.url.startsWith('/later') ? { status: 503 } : { status: 404 }),
     });
     env = { REDIS_URL: stack.redisServer.url };
     await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/gone?n={n}` }, data: [{ n: 1 }, { n: 2 }] });
@@ -172,7 +172,7 @@ describe('postback-ctl status', () => {
   });
 
   it('dead replay --all puts every dead letter back, and they are delivered', async () => {
-    stack.receiver.handler = (req) => (req.url.startsWith('/slow') ? { delayMs: 15_000 } : { status: 200 });
+    stack.receiver.handler = (req) => (req.url.startsWith('/slow') ? { delayMs: 45_000 } : { status: 200 });
     const r = await ctl(['dead', 'replay', '--all'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'Replayed 2 dead letters (all): back in the queue with a fresh attempt budget.\n');
