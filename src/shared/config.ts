@@ -76,6 +76,8 @@ export interface Config {
   readonly logResponseBodyMaxChars: number;
   /** Query parameters whose values are replaced by [REDACTED] in logs. */
   readonly logRedactQueryParams: readonly string[];
+  /** Directory pm2 writes the apps' logs to (pm2.config.cjs); `postback-ctl logs tail` reads delivery.log there. @defaultValue /var/log/postback */
+  readonly logDir: string;
 }
 
 const DEFAULT_REDACT = 'token,access_token,api_key,apikey,secret,password,signature,sig,auth';
@@ -130,6 +132,7 @@ const schema = Joi.object({
   LOG_LEVEL: Joi.string().valid('error', 'warn', 'info', 'debug').default('info'),
   LOG_RESPONSE_BODY_MAX_CHARS: int().min(0).max(1024 * 1024).default(1024),
   LOG_REDACT_QUERY_PARAMS: Joi.string().allow('').default(DEFAULT_REDACT),
+  POSTBACK_LOG_DIR: Joi.string().default('/var/log/postback'),
 })
   // Ignore the rest of the environment (PATH, pm2's variables...).
   .unknown(true);
@@ -208,6 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
         .map((s) => s.trim().toLowerCase())
         .filter(Boolean),
     ),
+    logDir: v.POSTBACK_LOG_DIR,
   };
   return Object.freeze(config);
 }

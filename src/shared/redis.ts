@@ -35,7 +35,16 @@ export function redisOptions(role: RedisRole, commandTimeoutMs = 2000): RedisOpt
     case 'blocking':
       return { ...common, maxRetriesPerRequest: null };
     case 'tool':
-      return { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: true };
+      // A command-line tool (postback-ctl) answers quickly: a Redis that is not there is an error after
+      // a couple of tries, not a wait.
+      return {
+        ...common,
+        maxRetriesPerRequest: 1,
+        enableOfflineQueue: true,
+        connectTimeout: 3000,
+        commandTimeout: 30_000,
+        retryStrategy: (times) => (times > 2 ? null : 100 * times),
+      };
   }
 }
 

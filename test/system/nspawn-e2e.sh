@@ -92,6 +92,10 @@ n=$(S 'grep -c "tag=rot" /var/log/postback/delivery.log' || true)
 [ "${n:-0}" -ge 50 ] || fail "the new delivery.log has $n of the 50 deliveries made after rotation"
 [ "$(S 'pgrep -u postback -f "dist/(ingest|delivery)/main.js" | sort | tr "\n" " "')" = "$pids" ] || fail "an app restarted during log rotation"
 
+step "postback-ctl as root with nothing exported (settings from /etc/postback/postback.env)"
+S 'postback-ctl status --json' | grep -q '"groupExists": true' || fail "postback-ctl status does not reach Redis or sees no workers"
+S 'postback-ctl logs tail -n 5 --status 2xx' | grep -q ' OK  ' || fail "postback-ctl logs tail shows no delivery"
+
 step "queueing 500 postbacks with the workers stopped, then rebooting"
 queue_with_workers_stopped reboot
 t=$SECONDS
