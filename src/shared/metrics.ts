@@ -201,7 +201,15 @@ const SNAPSHOT_FORGET_MS = 3_600_000;
 export async function collectMetrics(o: CollectOptions): Promise<string> {
   const now = o.now ?? Date.now();
   const key = statsKeys(o.prefix).metrics;
-  const raw = await o.redis.hgetall(key);
+  // Redis away: still answer, with this process's own metrics and postback_redis_up 0, so the scrape
+  // itself says what is wrong instead of failing.
+  let redisUp = 1;
+  let raw: Record<string, string> = {};
+  try {
+    raw = await o.redis.hgetall(key);
+  } catch {
+    redisUp = 0;
+  }
   const snapshots: MetricJson[][] = [];
   const forget: string[] = [];
   for (const [name, text] of Object.entries(raw)) {
@@ -227,14 +235,24 @@ export async function collectMetrics(o: CollectOptions): Promise<string> {
     g.set(value);
   };
   gauge('postback_metrics_processes', 'Processes whose metrics are in this answer (fresh snapshots).', snapshots.length);
-  const st = await o.queueStatus();
-  gauge('postback_queue_live', 'Postbacks not yet delivered or dead-lettered (waiting, in flight, or scheduled for a retry).', st.live);
-  gauge('postback_queue_stream_entries', 'Entries in the queue stream (a request is one entry): waiting plus in flight.', st.streamLength);
-  gauge('postback_queue_pending_entries', 'Entries handed to a worker and not yet settled.', st.pending);
-  gauge('postback_queue_oldest_age_seconds', 'Age of the oldest entry in the queue stream.', st.oldestAgeMs / 1000);
-  gauge('postback_retry_scheduled', 'Postbacks in the retry set, waiting for their next attempt.', st.retryScheduled);
-  gauge('postback_dead_letters', 'Postbacks in the dead-letter stream.', st.deadLetters);
-  gauge('postback_delivery_consumers', 'Consumers (workers) in the delivery consumer group.', st.consumers.length);
+  let st: QueueStatus | undefined;
+  if (redisUp) {
+    try {
+      st = await o.queueStatus();
+    } catch {
+      redisUp = 0;
+    }
+  }
+  gauge('postback_redis_up', 'Whether the process answering this scrape could read Redis (1) or not (0).', redisUp);
+  if (st) {
+    gauge('postback_queue_live', 'Postbacks not yet delivered or dead-lettered (waiting, in flight, or scheduled for a retry).', st.live);
+    gauge('postback_queue_stream_entries', 'Entries in the queue stream (a request is one entry): waiting plus in flight.', st.streamLength);
+    gauge('postback_queue_pending_entries', 'Entries handed to a worker and not yet settled.', st.pending);
+    gauge('postback_queue_oldest_age_seconds', 'Age of the oldest entry in the queue stream.', st.oldestAgeMs / 1000);
+    gauge('postback_retry_scheduled', 'Postbacks in the retry set, waiting for their next attempt.', st.retryScheduled);
+    gauge('postback_dead_letters', 'Postbacks in the dead-letter stream.', st.deadLetters);
+    gauge('postback_delivery_consumers', 'Consumers (workers) in the delivery consumer group.', st.consumers.length);
+  }
   return (await merged.metrics()) + (await global.metrics());
 }
 

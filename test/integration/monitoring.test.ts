@@ -115,4 +115,20 @@ describe('monitoring on the in-process stack', () => {
     const m = parseMetrics(await (await fetch(`${stack.ingestBase}/metrics`)).text());
     assert.equal(sample(m, 'postback_http_requests_total', { route: '/i', status: '400' }), 1);
   });
+
+  it('/metrics still answers while Redis is down, saying so', async () => {
+    await stack.redisServer.stop();
+    try {
+      const res = await fetch(`${stack.ingestBase}/metrics`);
+      assert.equal(res.status, 200);
+      const m = parseMetrics(await res.text());
+      assert.equal(sample(m, 'postback_redis_up', {}), 0);
+      assert.ok(sample(m, 'postback_http_requests_total', { route: '/i', status: '202' })! > 0, 'its own metrics are there');
+      assert.equal(sample(m, 'postback_queue_live', {}), undefined, 'no queue gauges it could not read');
+    } finally {
+      await stack.redisServer.launch();
+    }
+    const m = parseMetrics(await (await fetch(`${stack.ingestBase}/metrics`)).text());
+    assert.equal(sample(m, 'postback_redis_up', {}), 1);
+  });
 });
