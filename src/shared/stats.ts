@@ -135,9 +135,20 @@ export class StatsRecorder {
     await this.flush();
   }
 
+  // The bucket keys of the current second, kept so the hot path does not build strings per postback.
+  private keySecond = -1;
+  private fineKey = '';
+  private coarseKey = '';
+
   private add(field: string, n: number, atMs: number): void {
-    this.incr(this.keys.bucket(FINE_S, bucketStart(atMs, FINE_S)), field, n, this.options.fineRetentionS + FINE_S);
-    this.incr(this.keys.bucket(COARSE_S, bucketStart(atMs, COARSE_S)), field, n, this.options.coarseRetentionS + COARSE_S);
+    const second = Math.floor(atMs / 1000);
+    if (second !== this.keySecond) {
+      this.keySecond = second;
+      this.fineKey = this.keys.bucket(FINE_S, bucketStart(atMs, FINE_S));
+      this.coarseKey = this.keys.bucket(COARSE_S, bucketStart(atMs, COARSE_S));
+    }
+    this.incr(this.fineKey, field, n, this.options.fineRetentionS + FINE_S);
+    this.incr(this.coarseKey, field, n, this.options.coarseRetentionS + COARSE_S);
   }
 
   private incr(key: string, field: string, n: number, ttlS: number): void {
