@@ -16,7 +16,7 @@ import type Router from '@koa/router';
 import type { RouterMiddleware } from '@koa/router';
 import type { Redis } from 'ioredis';
 import { AppError } from '../shared/errors.js';
-import { METRICS_CONTENT_TYPE, collectMetrics, routeLabel, type IngestMetrics } from '../shared/metrics.js';
+import { METRICS_CONTENT_TYPE, collectMetrics, methodLabel, routeLabel, type IngestMetrics } from '../shared/metrics.js';
 import type { Queue } from '../shared/queue.js';
 import { COARSE_S, FINE_S, readStats, type StatsRecorder } from '../shared/stats.js';
 
@@ -49,7 +49,7 @@ export function requestMetrics(metrics: IngestMetrics): Koa.Middleware {
       await next();
     } finally {
       const route = routeLabel(ctx.path);
-      metrics.requests.inc({ route, method: ctx.method, status: String(ctx.status) });
+      metrics.requests.inc({ route, method: methodLabel(ctx.method), status: String(ctx.status) });
       metrics.requestDuration.observe({ route }, Number(process.hrtime.bigint() - start) / 1e9);
     }
   };

@@ -35,6 +35,13 @@ export function routeLabel(path: string): string {
   return 'other';
 }
 
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+
+/** The method label: a client can send any token as a method, so unknown ones are "other". */
+export function methodLabel(method: string): string {
+  return METHODS.has(method) ? method : 'other';
+}
+
 function baseRegistry(service: ServiceName, instance: string): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service, instance });

@@ -151,3 +151,26 @@ describe('statsKeys', () => {
     assert.equal(k.metrics, 'pb:metrics');
   });
 });
+
+describe('metric labels stay bounded whatever clients send', async () => {
+  const { routeLabel, methodLabel } = await import('../../src/shared/metrics.js');
+  const routes: [string, string][] = [
+    ['/i', '/i'],
+    ['/ingest.php', '/ingest.php'],
+    ['/health', '/health'],
+    ['/metrics', '/metrics'],
+    ['/stats', '/stats'],
+    ['/dashboard', '/dashboard'],
+    ['/dashboard/dashboard.js', '/dashboard'],
+    ['/i/', 'other'],
+    ['/wp-login.php', 'other'],
+  ];
+  for (const [path, want] of routes) it(`route ${path} -> ${want}`, () => assert.equal(routeLabel(path), want));
+  const methods: [string, string][] = [
+    ['GET', 'GET'],
+    ['POST', 'POST'],
+    ['PROPFIND', 'other'],
+    ['X'.repeat(100), 'other'],
+  ];
+  for (const [m, want] of methods) it(`method ${m.slice(0, 10)} -> ${want}`, () => assert.equal(methodLabel(m), want));
+});
