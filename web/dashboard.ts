@@ -19,6 +19,9 @@ interface Stats {
     p50: (number | null)[];
     p95: (number | null)[];
     p99: (number | null)[];
+    queueLive: (number | null)[];
+    queueRetry: (number | null)[];
+    queueDead: (number | null)[];
   };
   totals: {
     accepted: number;
@@ -96,7 +99,6 @@ const queue = makeChart(
   ],
   'postbacks',
 );
-const queueHistory: number[][] = [[], [], [], []];
 
 function renderHosts(hosts: Stats['failingHosts']): void {
   const body = document.getElementById('hosts') as HTMLTableSectionElement;
@@ -142,12 +144,7 @@ function render(s: Stats): void {
   const x = s.series.t;
   volume.setData([x, s.series.accepted, s.series.delivered, s.series.failed, s.series.deadLettered]);
   latency.setData([x, s.series.p50, s.series.p95, s.series.p99] as uPlot.AlignedData);
-  queueHistory[0]!.push(s.generatedAt / 1000);
-  queueHistory[1]!.push(s.queue.live);
-  queueHistory[2]!.push(s.queue.retryScheduled);
-  queueHistory[3]!.push(s.queue.deadLetters);
-  if (queueHistory[0]!.length > 2000) for (const a of queueHistory) a.shift();
-  queue.setData(queueHistory as uPlot.AlignedData);
+  queue.setData([x, s.series.queueLive, s.series.queueRetry, s.series.queueDead] as uPlot.AlignedData);
   renderHosts(s.failingHosts);
 }
 

@@ -67,6 +67,7 @@ async function main(): Promise<void> {
         fineRetentionS: config.statsFineRetentionS,
         coarseRetentionS: config.statsCoarseRetentionS,
         topHosts: config.statsTopHosts,
+        sampleQueue: true,
       })
     : undefined;
   profileOnSignal(logger, 'delivery', config.profileDir, config.profileCpuSeconds);

@@ -14,13 +14,15 @@
  * retried), dead (dead-lettered), l0..l15 (ingest-to-delivery latency histogram of delivered postbacks:
  * counts per LATENCY_BOUNDS_MS bucket), lsum (sum of those latencies, ms). Host fields:
  * `<host>|ok`, `<host>|fail` (failed attempts), `<host>|dead`, `<host>|err` (the last error, JSON).
+ * Processes that sample the queue (the delivery workers) also set qlive, qretry, qdead on every flush:
+ * the queue's live postbacks, retry set and dead letters at that moment (the bucket keeps the last).
  *
  * Memory is bounded by the number of buckets (one hash per bucket, each with a fixed set of fields,
  * expired by Redis) and the host cap: about 8,640 + 10,080 small hashes with the defaults.
  * Percentiles are computed when reading, from the histogram counts.
  */
 import type { Redis } from 'ioredis';
-import { statsKeys, type StatsKeys } from './queue.js';
+import { queueKeys, statsKeys, type QueueKeys, type StatsKeys } from './queue.js';
 
 /** Upper bounds (ms) of the latency histogram buckets; one more bucket holds everything above. */
 export const LATENCY_BOUNDS_MS: readonly number[] = Object.freeze([
@@ -86,8 +88,21 @@ export interface StatsOptions {
   readonly fineRetentionS: number;
   readonly coarseRetentionS: number;
   readonly topHosts: number;
+  /** Also record the queue's depth, retry set and dead letters into the current buckets on every flush. */
+  readonly sampleQueue?: boolean;
   readonly now?: () => number;
 }
+
+/** KEYS live retry dead fineBucket coarseBucket; ARGV fineTtl coarseTtl. One command per flush. */
+const SAMPLE_QUEUE_LUA = `
+local live = tonumber(redis.call('GET', KEYS[1]) or '0')
+local retry = redis.call('ZCARD', KEYS[2])
+local dead = redis.call('XLEN', KEYS[3])
+for i = 4, 5 do
+  redis.call('HSET', KEYS[i], 'qlive', live, 'qretry', retry, 'qdead', dead)
+  redis.call('EXPIRE', KEYS[i], ARGV[i - 3])
+end
+return live`;
 
 interface HostTally {
   ok: number;
@@ -102,6 +117,7 @@ const MAX_PENDING_KEYS = 4096;
 /** Counts in memory, flushes to Redis in one pipeline per interval. Never throws into the hot path. */
 export class StatsRecorder {
   private readonly keys: StatsKeys;
+  private readonly queue: QueueKeys;
   /** Bucket key -> field -> count, gathered since the last flush. */
   private counters = new Map<string, Map<string, number>>();
   /** Bucket key -> its time to live, s. */
@@ -119,6 +135,7 @@ export class StatsRecorder {
     private readonly options: StatsOptions,
   ) {
     this.keys = statsKeys(options.prefix);
+    this.queue = queueKeys(options.prefix);
     this.now = options.now ?? Date.now;
   }
 
@@ -195,13 +212,23 @@ export class StatsRecorder {
   /** Send what was counted since the last flush, in one pipeline. Concurrent calls share one flush. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing.then(() => this.flush());
-    if (this.counters.size === 0 && this.hosts.size === 0) return Promise.resolve();
+    const sample = this.options.sampleQueue === true;
+    if (this.counters.size === 0 && this.hosts.size === 0 && !sample) return Promise.resolve();
     const counters = this.counters;
     const hosts = this.hosts;
     this.counters = new Map();
     this.hosts = new Map();
     const p = this.redis.pipeline();
     const coarseTtl = this.options.coarseRetentionS + COARSE_S;
+    if (sample) {
+      const now = this.now();
+      const q = this.queue;
+      p.eval(
+        SAMPLE_QUEUE_LUA, 5, q.live, q.retry, q.dead,
+        this.keys.bucket(FINE_S, bucketStart(now, FINE_S)), this.keys.bucket(COARSE_S, bucketStart(now, COARSE_S)),
+        this.options.fineRetentionS + FINE_S, coarseTtl,
+      );
+    }
     for (const [key, fields] of counters) {
       for (const [field, n] of fields) p.hincrby(key, field, n);
       p.expire(key, this.ttls.get(key) ?? coarseTtl);
@@ -298,6 +325,10 @@ export interface StatsSeries {
   readonly p50: (number | null)[];
   readonly p95: (number | null)[];
   readonly p99: (number | null)[];
+  /** The queue as last sampled in each bucket (null: no sample): live postbacks, retry set, dead letters. */
+  readonly queueLive: (number | null)[];
+  readonly queueRetry: (number | null)[];
+  readonly queueDead: (number | null)[];
 }
 
 export interface StatsTotals {
@@ -344,7 +375,11 @@ function histogramOf(h: Record<string, string> | null): number[] {
  * the arithmetic is tested without Redis.
  */
 export function summarize(starts: readonly number[], buckets: readonly (Record<string, string> | null)[]): { series: StatsSeries; totals: StatsTotals } {
-  const series: StatsSeries = { t: [...starts], accepted: [], delivered: [], retried: [], deadLettered: [], failed: [], p50: [], p95: [], p99: [] };
+  const series: StatsSeries = {
+    t: [...starts], accepted: [], delivered: [], retried: [], deadLettered: [], failed: [], p50: [], p95: [], p99: [],
+    queueLive: [], queueRetry: [], queueDead: [],
+  };
+  const gauge = (v: string | undefined) => (v === undefined ? null : num(v));
   const all = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
   let lsum = 0;
   buckets.forEach((h) => {
@@ -361,6 +396,9 @@ export function summarize(starts: readonly number[], buckets: readonly (Record<s
     series.p50.push(round1(percentile(hist, 0.5)));
     series.p95.push(round1(percentile(hist, 0.95)));
     series.p99.push(round1(percentile(hist, 0.99)));
+    series.queueLive.push(gauge(f.qlive));
+    series.queueRetry.push(gauge(f.qretry));
+    series.queueDead.push(gauge(f.qdead));
   });
   const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
   const delivered = sum(series.delivered);

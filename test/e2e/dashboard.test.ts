@@ -134,6 +134,8 @@ describe('dashboard in headless chromium', () => {
     );
     assert.deepEqual(rows, [[new URL(bad.base).host, String(BAD_REQUESTS * 2), String(BAD_REQUESTS), '0', 'HTTP 503']]);
     assert.equal(s.failingHosts[0].lastError.error, 'HTTP 503');
+    // The worker's queue samples, which the queue chart draws, end at the dead letters /stats counts.
+    assert.equal(s.series.queueDead.filter((v: number | null) => v !== null).at(-1), BAD_REQUESTS);
 
     // Three uPlot charts, drawn; the volume chart's delivered series adds up to the total.
     assert.equal(await page.locator('.uplot canvas').count(), 3);

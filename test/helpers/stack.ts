@@ -123,7 +123,7 @@ export class Stack {
     this.server = http.createServer(app.callback());
   }
 
-  private statsRecorder(redis: Redis): StatsRecorder | undefined {
+  private statsRecorder(redis: Redis, sampleQueue = false): StatsRecorder | undefined {
     if (!this.config.statsEnabled) return undefined;
     const r = new StatsRecorder(redis, {
       prefix: this.config.queuePrefix,
@@ -131,6 +131,7 @@ export class Stack {
       fineRetentionS: this.config.statsFineRetentionS,
       coarseRetentionS: this.config.statsCoarseRetentionS,
       topHosts: this.config.statsTopHosts,
+      sampleQueue,
     });
     r.start();
     return r;
@@ -203,7 +204,7 @@ export class Stack {
     if (this.options.monitoring) {
       const worker = () => this.worker;
       this.deliveryMetrics ??= createDeliveryMetrics('test-worker', this.config.statsTopHosts, () => worker()?.inFlightCount ?? 0);
-      this.workerStats ??= this.statsRecorder(this.workerRedis);
+      this.workerStats ??= this.statsRecorder(this.workerRedis, true);
       const mine = monitoringObserver(this.deliveryMetrics, this.workerStats);
       const theirs = this.options.observer;
       observer = theirs

@@ -28,6 +28,15 @@ describe('monitoring on the in-process stack', () => {
     }
     await stack.waitForEvents('delivery_succeeded', GOOD * 3);
     await stack.waitForEvents('delivery_dead_lettered', BAD);
+    // The log line comes before the settle reaches Redis: wait for the queue to show it, so the
+    // queue sample taken by the flush below sees the final state.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const st = await stack.queue.status();
+      if (st.deadLetters === BAD && st.live === 0) break;
+      assert.ok(Date.now() < deadline, `queue never settled: ${JSON.stringify(st)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await stack.flushStats();
   });
 
@@ -64,6 +73,11 @@ describe('monitoring on the in-process stack', () => {
     ]);
     assert.equal(s.queue.deadLetters, BAD);
     assert.equal(s.queue.live, 0);
+    // The worker samples the queue into the buckets on every flush.
+    const last = (a: (number | null)[]) => a.filter((v) => v !== null).at(-1);
+    assert.equal(last(s.series.queueDead), BAD);
+    assert.equal(last(s.series.queueLive), 0);
+    assert.equal(last(s.series.queueRetry), 0);
   });
 
   it('/stats at 1-minute resolution says the same, and refuses a bad window', async () => {

@@ -75,7 +75,7 @@ describe('summarize', () => {
       [
         { acc: '5', ok: '4', retry: '1', l0: '4', lsum: '20' },
         null,
-        { acc: '2', ok: '2', dead: '1', retry: '2', l3: '2', lsum: '150' },
+        { acc: '2', ok: '2', dead: '1', retry: '2', l3: '2', lsum: '150', qlive: '7', qretry: '2', qdead: '1' },
       ],
     );
     assert.deepEqual(series.t, [100, 110, 120]);
@@ -85,6 +85,9 @@ describe('summarize', () => {
     assert.deepEqual(series.deadLettered, [0, 0, 1]);
     assert.deepEqual(series.failed, [1, 0, 3]);
     assert.deepEqual(series.p50, [5, null, 75]);
+    assert.deepEqual(series.queueLive, [null, null, 7], 'queue samples are gauges, null where none was taken');
+    assert.deepEqual(series.queueRetry, [null, null, 2]);
+    assert.deepEqual(series.queueDead, [null, null, 1]);
     assert.deepEqual(totals, {
       accepted: 7,
       delivered: 6,
