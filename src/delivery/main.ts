@@ -6,7 +6,11 @@ import { createLogger } from '../shared/logger.js';
 import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
 import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
+import { MetricsPublisher, createDeliveryMetrics, serveRegistry } from '../shared/metrics.js';
+import { profileOnSignal } from '../shared/profiling.js';
+import { StatsRecorder } from '../shared/stats.js';
 import { createDeliverer } from './deliver.js';
+import { monitoringObserver } from './observe.js';
 import { DeliveryWorker } from './worker.js';
 
 async function main(): Promise<void> {
@@ -51,19 +55,54 @@ async function main(): Promise<void> {
     userAgent: config.deliveryUserAgent,
     maxSockets: config.deliveryConcurrency,
   });
-  const worker = new DeliveryWorker({ config, queue, blocking, logger, deliver });
+  // Monitoring: metrics in this process's registry, published to Redis (ingest's /metrics shows every
+  // process) and optionally served on 127.0.0.1; statistics counted here and flushed to Redis.
+  let worker: DeliveryWorker | undefined;
+  const metrics = createDeliveryMetrics(config.deliveryConsumerName, config.statsTopHosts, () => worker?.inFlightCount ?? 0);
+  const publisher = new MetricsPublisher(redis, config.queuePrefix, config.deliveryConsumerName, metrics.registry, config.metricsPushIntervalMs);
+  const stats = config.statsEnabled
+    ? new StatsRecorder(redis, {
+        prefix: config.queuePrefix,
+        flushIntervalMs: config.statsFlushIntervalMs,
+        fineRetentionS: config.statsFineRetentionS,
+        coarseRetentionS: config.statsCoarseRetentionS,
+        topHosts: config.statsTopHosts,
+        sampleQueue: true,
+      })
+    : undefined;
+  profileOnSignal(logger, 'delivery', config.profileDir, config.profileCpuSeconds);
+  let metricsServer: Awaited<ReturnType<typeof serveRegistry>> | undefined;
+  if (config.metricsWorkerPortBase > 0) {
+    const n = Number(config.instance);
+    const port = config.metricsWorkerPortBase + (Number.isInteger(n) && n < 1000 ? n : 0);
+    try {
+      metricsServer = await serveRegistry(metrics.registry, port);
+      logger.info('serving this worker\'s metrics', { event: 'metrics_listening', address: `127.0.0.1:${port}` });
+    } catch (err) {
+      // Metrics are no reason to stop delivering: the Redis-published view still has this worker.
+      logger.error('cannot serve metrics', { event: 'metrics_listen_failed', port, err: (err as Error).message });
+    }
+  }
+
+  worker = new DeliveryWorker({ config, queue, blocking, logger, deliver, observer: monitoringObserver(metrics, stats) });
+  const started = worker;
 
   onShutdownSignal(
     logger,
     async () => {
-      await worker.stop();
+      await started.stop();
       deliver.close();
+      metricsServer?.close();
+      await stats?.stop();
+      await publisher.stop();
       await Promise.all([redis.quit().catch(() => redis.disconnect()), blocking.quit().catch(() => blocking.disconnect())]);
     },
     config.deliveryBlockMs + config.deliveryShutdownTimeoutMs + 3000,
   );
 
-  await worker.start();
+  await started.start();
+  stats?.start();
+  publisher.start();
   signalReady();
 }
 

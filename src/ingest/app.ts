@@ -4,6 +4,7 @@
  *
  *   POST /ingest.php, POST /i   one postback per data object, all enqueued or none -> 202
  *   GET  /health                whether Redis answers -> 200 or 503
+ *   GET  /metrics, /stats, /dashboard/   monitoring (monitoring.ts), when `deps.monitoring` is given
  *
  * Every error is a JSON body {"error":{"code","message","details":[{"path","message"}]}}.
  */
@@ -15,6 +16,7 @@ import { AppError, QueueFullError, QueueUnavailableError } from '../shared/error
 import type { Logger } from '../shared/logger.js';
 import type { Queue } from '../shared/queue.js';
 import { validateIngestRequest, type IngestLimits } from './schemas.js';
+import { monitoringRoutes, requestMetrics, type IngestMonitoring } from './monitoring.js';
 
 export interface IngestDeps {
   readonly queue: Queue;
@@ -23,6 +25,8 @@ export interface IngestDeps {
   readonly limits: IngestLimits & { readonly maxBodyBytes: number };
   /** Redis PING timeout of the health check, ms. */
   readonly healthTimeoutMs?: number;
+  /** Metrics, statistics and the dashboard; without it ingest only ingests. */
+  readonly monitoring?: IngestMonitoring;
 }
 
 export const INGEST_PATHS = ['/ingest.php', '/i'] as const;
@@ -64,6 +68,8 @@ export function createIngestApp(deps: IngestDeps): Koa {
   const { queue, redis, logger, limits } = deps;
   const app = new Koa();
   app.proxy = true;
+  const monitoring = deps.monitoring;
+  if (monitoring) app.use(requestMetrics(monitoring.metrics));
 
   // Errors first: everything below throws, this turns it into a JSON answer.
   app.use(async (ctx, next) => {
@@ -73,7 +79,7 @@ export function createIngestApp(deps: IngestDeps): Koa {
     } catch (raw) {
       const err = toAppError(raw);
       ctx.status = err.status;
-      if (err.status === 405) ctx.set('Allow', ctx.path === '/health' ? 'GET, HEAD' : INGEST_PATHS.includes(ctx.path as any) ? 'POST' : '');
+      if (err.status === 405) ctx.set('Allow', INGEST_PATHS.includes(ctx.path as any) ? 'POST' : 'GET, HEAD');
       if (err.status === 503) ctx.set('Retry-After', '1');
       ctx.body = {
         error: {
@@ -159,6 +165,10 @@ export function createIngestApp(deps: IngestDeps): Koa {
     }
     ctx.status = 202;
     ctx.body = { accepted: result.ids.length, ids: result.ids };
+    if (monitoring) {
+      monitoring.metrics.enqueued.inc(result.ids.length);
+      monitoring.stats?.accepted(result.ids.length);
+    }
   };
 
   for (const path of INGEST_PATHS) router.post(path, parse, ingest);
@@ -185,6 +195,7 @@ export function createIngestApp(deps: IngestDeps): Koa {
     ctx.body = { status: up ? 'ok' : 'unavailable', redis: up ? 'up' : 'down' };
   };
   router.get('/health', health);
+  if (monitoring) monitoringRoutes(router, monitoring);
 
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));

@@ -7,7 +7,11 @@ import { createLogger } from '../shared/logger.js';
 import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
 import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
+import { MetricsPublisher, createIngestMetrics, ingestInstanceName } from '../shared/metrics.js';
+import { profileOnSignal } from '../shared/profiling.js';
+import { StatsRecorder } from '../shared/stats.js';
 import { createIngestApp } from './app.js';
+import { defaultDashboardDir } from './monitoring.js';
 
 function main(): void {
   const config = loadConfigOrExit('ingest');
@@ -31,6 +35,22 @@ function main(): void {
     // Leave room inside the command timeout for the enqueue itself.
     replicaTimeoutMs: Math.max(10, Math.floor(config.ingestRedisTimeoutMs / 2)),
   });
+  // Monitoring: this process's metrics (published to Redis for whichever instance answers /metrics)
+  // and statistics (counted here, flushed to Redis in one pipeline per interval).
+  const instanceName = ingestInstanceName(config.instance);
+  const metrics = createIngestMetrics(instanceName);
+  const publisher = new MetricsPublisher(redis, config.queuePrefix, instanceName, metrics.registry, config.metricsPushIntervalMs);
+  const stats = config.statsEnabled
+    ? new StatsRecorder(redis, {
+        prefix: config.queuePrefix,
+        flushIntervalMs: config.statsFlushIntervalMs,
+        fineRetentionS: config.statsFineRetentionS,
+        coarseRetentionS: config.statsCoarseRetentionS,
+        topHosts: config.statsTopHosts,
+      })
+    : undefined;
+  profileOnSignal(logger, 'ingest', config.profileDir, config.profileCpuSeconds);
+
   const app = createIngestApp({
     queue,
     redis,
@@ -39,6 +59,17 @@ function main(): void {
       maxBodyBytes: config.ingestMaxBodyBytes,
       maxDataItems: config.ingestMaxDataItems,
       maxUrlLength: config.ingestMaxUrlLength,
+    },
+    monitoring: {
+      metrics,
+      instanceName,
+      ...(stats ? { stats } : {}),
+      redis,
+      queue,
+      prefix: config.queuePrefix,
+      metricsFreshMs: config.metricsPushIntervalMs * 3,
+      statsMaxWindowS: config.statsCoarseRetentionS,
+      dashboardDir: defaultDashboardDir(),
     },
   });
   app.on('error', () => {
@@ -54,6 +85,8 @@ function main(): void {
 
   server.listen(config.ingestPort, config.ingestHost, () => {
     const addr = server.address();
+    stats?.start();
+    publisher.start();
     logger.info('ingest listening', { event: 'ingest_listening', address: addr });
     // Ready once Redis answers, or after 5 s anyway: ingest up with Redis down answers 503 and /health
     // says why, which beats a process pm2 keeps waiting for.
@@ -79,6 +112,8 @@ function main(): void {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await stats?.stop();
+      await publisher.stop();
       await redis.quit().catch(() => redis.disconnect());
     },
     8000,

@@ -67,8 +67,29 @@ export interface Config {
   readonly deliveryRedisDownExitMs: number;
   /** Name of this worker in the consumer group; stable names let a restarted worker resume its own work at once. */
   readonly deliveryConsumerName: string;
+  /** This process's pm2 instance number (NODE_APP_INSTANCE), or its pid outside pm2. Not a setting. */
+  readonly instance: string;
   /** User-Agent header of deliveries. @defaultValue postback-delivery/<version> */
   readonly deliveryUserAgent: string;
+
+  /** Keep delivery statistics in Redis (dashboard, GET /stats). @defaultValue true */
+  readonly statsEnabled: boolean;
+  /** How often each process sends its counted statistics to Redis, ms. @defaultValue 1000 */
+  readonly statsFlushIntervalMs: number;
+  /** How long 10-second statistics buckets are kept, s. @defaultValue 86400 */
+  readonly statsFineRetentionS: number;
+  /** How long 1-minute statistics buckets (and per-host ones) are kept, s. @defaultValue 604800 */
+  readonly statsCoarseRetentionS: number;
+  /** Endpoint hosts counted one by one per flush and per process (the rest as "(other)"); also the metrics' host label limit. @defaultValue 50 */
+  readonly statsTopHosts: number;
+  /** How often each process publishes its metrics snapshot to Redis for GET /metrics, ms. @defaultValue 5000 */
+  readonly metricsPushIntervalMs: number;
+  /** A delivery worker also serves its own metrics on 127.0.0.1:(this + its pm2 instance number); 0 = off. @defaultValue 0 */
+  readonly metricsWorkerPortBase: number;
+  /** Where SIGUSR2 CPU profiles are written. @defaultValue the OS temporary directory */
+  readonly profileDir: string;
+  /** Length of a CPU profile started by SIGUSR2, s. @defaultValue 30 */
+  readonly profileCpuSeconds: number;
 
   /** winston level: error, warn, info, debug. @defaultValue info */
   readonly logLevel: string;
@@ -128,6 +149,16 @@ const schema = Joi.object({
   DELIVERY_REDIS_DOWN_EXIT_MS: int().min(1000).default(60_000),
   DELIVERY_CONSUMER_NAME: Joi.string().pattern(/^[A-Za-z0-9_.:@-]+$/).max(128),
   DELIVERY_USER_AGENT: Joi.string().max(256).default('postback-delivery/0.1'),
+
+  STATS_ENABLED: Joi.boolean().default(true),
+  STATS_FLUSH_INTERVAL_MS: int().min(100).max(60_000).default(1000),
+  STATS_FINE_RETENTION_S: int().min(600).max(30 * 86_400).default(86_400),
+  STATS_COARSE_RETENTION_S: int().min(3600).max(366 * 86_400).default(7 * 86_400),
+  STATS_TOP_HOSTS: int().min(1).max(1000).default(50),
+  METRICS_PUSH_INTERVAL_MS: int().min(500).max(300_000).default(5000),
+  METRICS_WORKER_PORT_BASE: int().min(0).max(65_000).default(0),
+  PROFILE_DIR: Joi.string().default(os.tmpdir()),
+  PROFILE_CPU_SECONDS: int().min(1).max(600).default(30),
 
   LOG_LEVEL: Joi.string().valid('error', 'warn', 'info', 'debug').default('info'),
   LOG_RESPONSE_BODY_MAX_CHARS: int().min(0).max(1024 * 1024).default(1024),
@@ -202,7 +233,17 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     deliveryShutdownTimeoutMs: v.DELIVERY_SHUTDOWN_TIMEOUT_MS,
     deliveryRedisDownExitMs: v.DELIVERY_REDIS_DOWN_EXIT_MS,
     deliveryConsumerName: v.DELIVERY_CONSUMER_NAME ?? `${os.hostname()}-${instance}`,
+    instance,
     deliveryUserAgent: v.DELIVERY_USER_AGENT,
+    statsEnabled: v.STATS_ENABLED,
+    statsFlushIntervalMs: v.STATS_FLUSH_INTERVAL_MS,
+    statsFineRetentionS: v.STATS_FINE_RETENTION_S,
+    statsCoarseRetentionS: v.STATS_COARSE_RETENTION_S,
+    statsTopHosts: v.STATS_TOP_HOSTS,
+    metricsPushIntervalMs: v.METRICS_PUSH_INTERVAL_MS,
+    metricsWorkerPortBase: v.METRICS_WORKER_PORT_BASE,
+    profileDir: v.PROFILE_DIR,
+    profileCpuSeconds: v.PROFILE_CPU_SECONDS,
     logLevel: v.LOG_LEVEL,
     logResponseBodyMaxChars: v.LOG_RESPONSE_BODY_MAX_CHARS,
     logRedactQueryParams: Object.freeze(

@@ -11,6 +11,13 @@
  *   pb:tplgc        sorted set  template ids whose count fell to 0, scored by when (ms); collected later
  *   pb:live         string      live postbacks in all: in the stream, in flight, or waiting for a retry
  *
+ * Monitoring keys (named here by `statsKeys`, written by src/shared/stats.ts and src/shared/metrics.ts;
+ * never read by the queue scripts, all expiring or bounded):
+ *   pb:st:10:<s>    hash        10-second statistics bucket starting at <s> (s since the epoch)
+ *   pb:st:60:<s>    hash        1-minute statistics bucket
+ *   pb:sth:<s>      hash        per endpoint host statistics, 1-minute bucket
+ *   pb:metrics      hash        process name -> its latest Prometheus metrics snapshot (JSON)
+ *
  * Encoding, chosen so few bytes cross Redis per postback: a request becomes ONE stream entry holding
  * its endpoint as a 12-character template id and all its data objects as one compact JSON array, as
  * the entry's first field and value (`<templateId> <[{...},{...}]>`: no field names on the wire); the
@@ -64,6 +71,26 @@ export function queueKeys(prefix: string): QueueKeys {
   const out = {} as Record<keyof QueueKeys, string>;
   for (const [k, suffix] of Object.entries(KEY_SUFFIXES) as [keyof QueueKeys, string][]) out[k] = `${prefix}:${suffix}`;
   return out;
+}
+
+/** Keys of the statistics and metrics snapshots: monitoring data, never touched by the queue scripts. */
+export interface StatsKeys {
+  /** Hash of one statistics bucket `widthS` seconds wide starting at `startS` (s since the epoch). */
+  bucket(widthS: number, startS: number): string;
+  /** Hash of per endpoint host statistics, 1-minute bucket starting at `startS`. */
+  hosts(startS: number): string;
+  /** Hash: process name -> its latest metrics snapshot. */
+  readonly metrics: string;
+}
+
+const STATS_KEY_SUFFIXES = { bucket: 'st', hosts: 'sth', metrics: 'metrics' } as const;
+
+export function statsKeys(prefix: string): StatsKeys {
+  return {
+    bucket: (widthS, startS) => `${prefix}:${STATS_KEY_SUFFIXES.bucket}:${widthS}:${startS}`,
+    hosts: (startS) => `${prefix}:${STATS_KEY_SUFFIXES.hosts}:${startS}`,
+    metrics: `${prefix}:${STATS_KEY_SUFFIXES.metrics}`,
+  };
 }
 
 /**

@@ -18,6 +18,8 @@ export interface NginxOptions {
   /** Extra server-level directives (tests of access rules, say). */
   readonly serverExtra?: string;
   readonly workerProcesses?: number;
+  /** Written as <prefix>/postback-access.d/test.conf: the operator's monitoring access rules. */
+  readonly monitoringAccess?: string;
 }
 
 export class Nginx {
@@ -40,6 +42,10 @@ export class Nginx {
     const prefix = mkdtempSync(path.join(os.tmpdir(), 'pb-nginx-'));
     mkdirSync(path.join(prefix, 'logs'));
     symlinkSync(repoNginx, path.join(prefix, 'postback'));
+    if (options.monitoringAccess !== undefined) {
+      mkdirSync(path.join(prefix, 'postback-access.d'));
+      writeFileSync(path.join(prefix, 'postback-access.d', 'test.conf'), options.monitoringAccess);
+    }
     const upstream = options.upstreamPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n');
     writeFileSync(
       path.join(prefix, 'nginx.conf'),

@@ -13,8 +13,12 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Redis } from 'ioredis';
 import { createIngestApp } from '../../src/ingest/app.js';
+import { defaultDashboardDir } from '../../src/ingest/monitoring.js';
 import { createDeliverer, type Deliverer } from '../../src/delivery/deliver.js';
 import { DeliveryWorker, type WorkerObserver } from '../../src/delivery/worker.js';
+import { monitoringObserver } from '../../src/delivery/observe.js';
+import { createDeliveryMetrics, createIngestMetrics, type DeliveryMetrics, type IngestMetrics } from '../../src/shared/metrics.js';
+import { StatsRecorder } from '../../src/shared/stats.js';
 import { loadConfig, type Config } from '../../src/shared/config.js';
 import { Queue } from '../../src/shared/queue.js';
 import { createRedis } from '../../src/shared/redis.js';
@@ -36,6 +40,11 @@ export interface StackOptions {
   readonly observer?: WorkerObserver;
   /** Reuse a running Redis (not destroyed by stop()). */
   readonly redis?: RedisServer;
+  /**
+   * Metrics, statistics and the dashboard as in production: ingest serves /metrics, /stats and
+   * /dashboard/ (from dist/dashboard), and both sides count statistics.
+   */
+  readonly monitoring?: boolean;
 }
 
 export const TEST_ENV: Record<string, string> = {
@@ -64,6 +73,10 @@ export class Stack {
   private blocking: Redis | undefined;
   private readonly workerRedis: Redis;
   private readonly server: http.Server;
+  ingestMetrics: IngestMetrics | undefined;
+  ingestStats: StatsRecorder | undefined;
+  deliveryMetrics: DeliveryMetrics | undefined;
+  workerStats: StatsRecorder | undefined;
 
   private constructor(
     readonly redisServer: RedisServer,
@@ -77,6 +90,10 @@ export class Stack {
     private readonly options: StackOptions,
   ) {
     this.workerRedis = createRedis(config.redisUrl, 'worker');
+    if (options.monitoring) {
+      this.ingestMetrics = createIngestMetrics('test-ingest');
+      this.ingestStats = this.statsRecorder(ingestRedis);
+    }
     const app = createIngestApp({
       queue,
       redis: ingestRedis,
@@ -86,9 +103,44 @@ export class Stack {
         maxDataItems: config.ingestMaxDataItems,
         maxUrlLength: config.ingestMaxUrlLength,
       },
+      ...(this.ingestMetrics
+        ? {
+            monitoring: {
+              metrics: this.ingestMetrics,
+              instanceName: 'test-ingest',
+              ...(this.ingestStats ? { stats: this.ingestStats } : {}),
+              redis: ingestRedis,
+              queue,
+              prefix: config.queuePrefix,
+              metricsFreshMs: config.metricsPushIntervalMs * 3,
+              statsMaxWindowS: config.statsCoarseRetentionS,
+              dashboardDir: defaultDashboardDir(),
+            },
+          }
+        : {}),
     });
     app.on('error', () => {});
     this.server = http.createServer(app.callback());
+  }
+
+  private statsRecorder(redis: Redis, sampleQueue = false): StatsRecorder | undefined {
+    if (!this.config.statsEnabled) return undefined;
+    const r = new StatsRecorder(redis, {
+      prefix: this.config.queuePrefix,
+      flushIntervalMs: this.config.statsFlushIntervalMs,
+      fineRetentionS: this.config.statsFineRetentionS,
+      coarseRetentionS: this.config.statsCoarseRetentionS,
+      topHosts: this.config.statsTopHosts,
+      sampleQueue,
+    });
+    r.start();
+    return r;
+  }
+
+  /** Send every count kept in memory to Redis now. */
+  async flushStats(): Promise<void> {
+    await this.ingestStats?.flush();
+    await this.workerStats?.flush();
   }
 
   static async start(options: StackOptions = {}): Promise<Stack> {
@@ -148,13 +200,33 @@ export class Stack {
       maxLength: this.config.queueMaxLength,
       templateGcGraceS: this.config.templateGcGraceS,
     });
+    let observer = this.options.observer;
+    if (this.options.monitoring) {
+      const worker = () => this.worker;
+      this.deliveryMetrics ??= createDeliveryMetrics('test-worker', this.config.statsTopHosts, () => worker()?.inFlightCount ?? 0);
+      this.workerStats ??= this.statsRecorder(this.workerRedis, true);
+      const mine = monitoringObserver(this.deliveryMetrics, this.workerStats);
+      const theirs = this.options.observer;
+      observer = theirs
+        ? {
+            onAttempt: (e) => {
+              mine.onAttempt?.(e);
+              theirs.onAttempt?.(e);
+            },
+            onClaimed: (n) => {
+              mine.onClaimed?.(n);
+              theirs.onClaimed?.(n);
+            },
+          }
+        : mine;
+    }
     this.worker = new DeliveryWorker({
       config: this.config,
       queue,
       blocking,
       logger: this.logger,
       deliver: this.deliverer,
-      ...(this.options.observer ? { observer: this.options.observer } : {}),
+      ...(observer ? { observer } : {}),
     });
     await this.worker.start();
     return this.worker;
@@ -201,6 +273,8 @@ export class Stack {
 
   async stop(): Promise<void> {
     await this.stopWorker();
+    await this.ingestStats?.stop();
+    await this.workerStats?.stop();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.ingestRedis.disconnect();
