@@ -15,7 +15,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const runbookDir = join(root, 'docs/runbooks');
 const monitSources = [
   ...readdirSync(join(root, 'ansible/roles/monit/templates')).map((f) => join('ansible/roles/monit/templates', f)),
-  'ansible/roles/monit/files/alert',
+  ...readdirSync(join(root, 'monit')).map((f) => join('monit', f)),
 ];
 const SECTIONS = ['Meaning', 'Impact', 'Diagnosis', 'Mitigation', 'Escalation'];
 
@@ -117,7 +117,7 @@ describe('runbooks named by monit', () => {
   });
 
   it('the alert script points at docs/runbooks/, which exists', () => {
-    assert.match(read('ansible/roles/monit/files/alert'), /runbook: docs\/runbooks\/\$1/);
+    assert.match(read('monit/alert'), /runbook: docs\/runbooks\/\$1/);
     assert.ok(existsSync(runbookDir));
   });
 

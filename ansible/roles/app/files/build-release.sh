@@ -12,7 +12,7 @@ cache=$2
 mkdir -p "$cache"
 cd "$repo"
 files=(package.json package-lock.json tsconfig.json tsconfig.build.json pm2.config.cjs)
-for optional in scripts docs; do [ -e "$optional" ] && files+=("$optional"); done
+for optional in docs; do [ -e "$optional" ] && files+=("$optional"); done
 id=$( { find src "${files[@]}" -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-12)
 tarball="$cache/postback-$id.tar.gz"
 if [ ! -s "$tarball" ]; then

@@ -1,6 +1,6 @@
 /**
  * The dashboard page: polls GET /stats (same origin, through nginx) and draws it with uPlot. Bundled
- * by scripts/build-dashboard.mjs (esbuild) into dist/dashboard/dashboard.js, uPlot included: the page
+ * by src/dashboard/build.mjs (esbuild) into dist/dashboard/dashboard.js, uPlot included: the page
  * loads nothing from elsewhere, so it works on an offline server.
  *
  * URL parameters: ?window=<s> (also the selector), ?refresh=<ms> (default 5000).

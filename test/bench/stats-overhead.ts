@@ -11,14 +11,14 @@
  * per postback (ingest's counter + statistics, the worker's observer), in a tight loop, against a
  * real Redis for the flushes: the most stable figure, to set against the CPU per postback above.
  *
- *   node --import tsx scripts/bench-stats.ts [postbacks per round, default 20000] [rounds, default 3]
+ *   node --import tsx test/bench/stats-overhead.ts [postbacks per round, default 20000] [rounds, default 3]
  *
  * Bounded: a fixed number of postbacks per round, to 127.0.0.1 only.
  */
-import { monitoringObserver } from '../src/delivery/observe.js';
-import { createDeliveryMetrics, createIngestMetrics } from '../src/shared/metrics.js';
-import { StatsRecorder } from '../src/shared/stats.js';
-import { Stack } from '../test/helpers/stack.js';
+import { monitoringObserver } from '../../src/delivery/observe.js';
+import { createDeliveryMetrics, createIngestMetrics } from '../../src/shared/metrics.js';
+import { StatsRecorder } from '../../src/shared/stats.js';
+import { Stack } from '../helpers/stack.js';
 
 const N = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
