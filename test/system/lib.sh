@@ -183,6 +183,16 @@ check_sample() {  # the brief's sample request, to /i and to /ingest.php
   local n
   n=$(S 'grep -c "\"event\":\"delivery_succeeded\"" /var/log/postback/delivery.log' || true)
   [ "${n:-0}" -ge 4 ] || fail "the delivery log has $n success lines, expected 4"
+  # Monitoring through nginx from loopback (the default allow-list): one view of every process.
+  local end=$((SECONDS + 30))
+  until S "curl -sf http://127.0.0.1/metrics" | grep -qE '^postback_deliveries_total\{[^}]*outcome="delivered"[^}]*\} [4-9]'; do
+    [ $SECONDS -lt $end ] || { S "curl -s http://127.0.0.1/metrics | grep -E '^postback_deliveries_total' " >&2; fail "/metrics does not count the 4 deliveries"; }
+    sleep 1
+  done
+  S "curl -sf http://127.0.0.1/dashboard/" | grep -qi '<html' || fail "/dashboard/ is not served"
+  S "curl -sf http://127.0.0.1/stats" | node -e '
+    let s = ""; process.stdin.on("data", (c) => (s += c)).on("end", () => process.exit(JSON.parse(s).totals.delivered >= 4 ? 0 : 1));' \
+    || fail "/stats does not count the 4 deliveries"
 }
 
 queue_with_workers_stopped() {  # tag: 500 postbacks queued while no worker runs
