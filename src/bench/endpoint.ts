@@ -35,6 +35,8 @@ export class CountingEndpoint {
   strays = 0;
   slowInFlight = 0;
   slowMaxConcurrent = 0;
+  /** The latest delivery booked (tests replay it to check that a repeat is counted). */
+  lastArrival: { readonly id: string; readonly url: string } | undefined;
   private readonly seen = new Set<string>();
   private readonly server: http.Server;
   private waiters: { check: () => boolean; resolve: () => void }[] = [];
@@ -84,6 +86,7 @@ export class CountingEndpoint {
     const params = q >= 0 ? new URLSearchParams(url.slice(q + 1)) : undefined;
     const seq = params?.get('seq') ?? undefined;
     this.ledger.arrive(id, seq);
+    this.lastArrival = { id, url };
     into.at.push(atUs);
     if (this.seen.has(id)) return;
     this.seen.add(id);

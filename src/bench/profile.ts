@@ -65,8 +65,7 @@ export function summariseProfile(p: CpuProfile, topN = 15): ProfileSummary {
     const e = byFn.get(key) ?? { name, where, us: 0 };
     e.us += us;
     byFn.set(key, e);
-    const c = categoryOf(url, functionName);
-    const cat = c.startsWith('dep:') ? c : c;
+    const cat = categoryOf(url, functionName);
     cats[cat] = (cats[cat] ?? 0) + us;
   }
   const top = [...byFn.values()]
