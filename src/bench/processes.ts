@@ -224,6 +224,21 @@ export function peakRssOf(pid: number): number | undefined {
   }
 }
 
+/** CPU time (user + system) a live process has used, ms; undefined when it is gone. */
+export function cpuMsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
+
 /** Direct children of a process (nginx's workers). */
 export function childPids(pid: number): number[] {
   try {
@@ -264,4 +279,31 @@ export class RssWatch {
     clearInterval(this.timer);
     this.sample();
   }
+
+  /** CPU time used so far by each named group (all its processes), ms. */
+  cpu(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, pids] of this.watched) {
+      let ms = 0;
+      for (const pid of pids()) ms += cpuMsOf(pid) ?? 0;
+      out[name] = ms;
+    }
+    const self = process.cpuUsage();
+    out.bench = (self.user + self.system) / 1000;
+    return out;
+  }
+}
+
+/** CPU ms each group used between two snapshots, per unit of work (requests or postbacks). */
+export function cpuPer(before: Record<string, number>, after: Record<string, number>, units: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let total = 0;
+  for (const [name, ms] of Object.entries(after)) {
+    const used = ms - (before[name] ?? 0);
+    if (used <= 0 || units <= 0) continue;
+    out[name] = Math.round((used / units) * 1000) / 1000;
+    total += used;
+  }
+  if (units > 0) out.total = Math.round((total / units) * 1000) / 1000;
+  return out;
 }

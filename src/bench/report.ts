@@ -64,6 +64,13 @@ export interface BenchReport {
   readonly slow?: SlowFigures;
   readonly redis?: RedisFigures;
   readonly counts: Counts;
+  /**
+   * CPU time each process used per postback over the measured phase (load through the last settle),
+   * ms, and their total: the figure that stays put when a shared machine makes rates jump around.
+   */
+  readonly cpuMsPerPostback?: Record<string, number>;
+  /** The same per request for the baseline phase (nginx and the bare Node server). */
+  readonly baselineCpuMsPerRequest?: Record<string, number>;
   /** Peak resident memory (VmHWM) of each process, bytes. */
   readonly peakRss: Record<string, number>;
   readonly ratios: Ratios;
@@ -184,6 +191,11 @@ export function formatReport(r: BenchReport): string {
     `${fmtNumber(c.acknowledged)} acknowledged, ${fmtNumber(c.arrivedUnique)} arrived (${fmtNumber(c.unacknowledgedArrived)} unacknowledged at cut-off), ` +
       `${fmtNumber(c.missing)} missing, ${fmtNumber(c.duplicates)} duplicates, ${fmtNumber(c.duplicateValues)} values enqueued twice: ${c.ok ? 'OK' : 'LOST POSTBACKS'}`,
   ]);
+  const cpu = (label: string, m: Record<string, number> | undefined) => {
+    if (m) rows.push([label, Object.entries(m).map(([k, v]) => `${k} ${fmtNumber(v, 3)}`).join(', ')]);
+  };
+  cpu('CPU ms / postback', r.cpuMsPerPostback);
+  cpu('baseline CPU ms / request', r.baselineCpuMsPerRequest);
   rows.push(['peak RSS', Object.entries(r.peakRss).map(([k, v]) => `${k} ${fmtBytes(v)}`).join(', ') || '-']);
   if (r.targets.length) {
     rows.push(['targets', '']);

@@ -13,7 +13,7 @@ import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
 import { CountingEndpoint, nowUs } from './endpoint.js';
 import {
-  childPids, repoRoot, RssWatch, startBaseline, startIngest, startNginx, startRedis, startService, type Child,
+  childPids, cpuPer, repoRoot, RssWatch, startBaseline, startIngest, startNginx, startRedis, startService, type Child,
 } from './processes.js';
 import { NetMeter, naiveBytesPerPostback, usedMemory } from './redis-figures.js';
 import { checkTargets, computeRatios, type BenchReport, type DeliveryFigures, type HttpLoad, type Mode, type RedisFigures, type SlowFigures } from './report.js';
@@ -214,7 +214,10 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     }
     rss.start();
     const probe = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
-    if (probe) redisClients.push(probe);
+    if (probe) {
+      probe.on('error', () => {});
+      redisClients.push(probe);
+    }
     log(`stack up in ${dir}${redisUrl ? `, redis ${redisUrl}` : ''}${ingestUrl ? `, ingest ${ingestUrl}` : ''}, endpoint ${endpointUrl}`);
 
     let ingest: HttpLoad | undefined;
@@ -222,6 +225,8 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     let delivery: DeliveryFigures;
     let slow: SlowFigures | undefined;
     let redisFig: RedisFigures | undefined;
+    let cpuMsPerPostback: Record<string, number> | undefined;
+    let baselineCpuMsPerRequest: Record<string, number> | undefined;
     const body: WrkBody =
       mode === 'loop' ? { kind: 'fixed', endpoint: endpointUrl } : { kind: 'load', endpoint: endpointUrl, ...(mode === 'slow' ? { slowEvery: options.slowEvery } : {}) };
     const connections = mode === 'loop' ? 1 : options.connections;
@@ -265,6 +270,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       // ---------------------------------------------------------------- drain: a backlog, then delivery
       if (!redisUrl) throw new Error('drain needs Redis: run on the local stack or give --redis-url');
       const conn = createRedis(redisUrl, 'worker');
+      conn.on('error', () => {});
       redisClients.push(conn);
       const queue = new Queue(conn, { prefix: 'pb', maxLength: 0, templateGcGraceS: 3600 });
       const meter = new NetMeter(probe!);
@@ -296,9 +302,11 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       log(`${queued} queued, ${memoryPerQueuedPostback} B of Redis memory each; starting ${options.deliveryInstances} delivery workers`);
       const spawnedUs = nowUs();
       if (!ext) await startDelivery();
+      const cpuBefore = rss.cpu();
       const arrived = await allArrived(options.settleTimeoutS * 1000);
       if (!arrived) log(`not every postback arrived within ${options.settleTimeoutS} s`);
       await queueSettled(10_000);
+      cpuMsPerPostback = cpuPer(cpuBefore, rss.cpu(), queued);
       const bytes = await meter.bytesSinceStart();
       const first = firstOf(endpoint.fast.at);
       const last = lastOf(endpoint.fast.at);
@@ -319,7 +327,11 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
         if (!baselineUrl) throw new Error('--baseline needs a baseline server (local stack, or --baseline-url)');
         if (options.warmupS > 0) await wrk(baselineUrl, options.warmupS, false);
         log(`baseline: ${connections} connection(s) for ${options.durationS} s`);
+        const cpuBefore = rss.cpu();
         baseline = (await wrk(baselineUrl, options.durationS, false)).load;
+        const cpuAfter = rss.cpu();
+        const keep = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).filter(([k]) => k === 'nginx' || k.startsWith('baseline')));
+        baselineCpuMsPerRequest = cpuPer(keep(cpuBefore), keep(cpuAfter), baseline.requests);
       }
       if (options.warmupS > 0) {
         log(`warm-up: ${options.warmupS} s`);
@@ -336,6 +348,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       endpoint.slowMaxConcurrent = 0;
       const meter = probe ? new NetMeter(probe) : undefined;
       await meter?.start();
+      const cpuBefore = rss.cpu();
       log(`${mode}: ${connections} connection(s) for ${options.durationS} s`);
       const startUs = nowUs();
       const r = await wrk(ingestUrl, options.durationS, true);
@@ -347,6 +360,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       const arrived = await allArrived(options.settleTimeoutS * 1000);
       if (!arrived) log(`not every acknowledged postback arrived within ${options.settleTimeoutS} s`);
       await queueSettled(10_000);
+      const cpuAfter = rss.cpu();
       const lastUs = Math.max(lastOf(endpoint.fast.at), lastOf(endpoint.slow.at));
       const windowMs = (endUs - startUs) / 1000;
       delivery = {
@@ -373,6 +387,10 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
         const naive = await naiveFigure(redisUrl, probe, naiveBody, Math.min(options.naiveRequests, Math.max(1, Math.ceil(postbacks / 2))), redisClients);
         redisFig = { bytesPerPostback: round(bytes / postbacks, 1), naiveBytesPerPostback: round(naive, 1) };
       }
+      const phasePostbacks = endpoint.ledger.counts().arrivedUnique - before.arrivedUnique;
+      const { wrk: _wrk, bench: _bench, ...stack } = cpuPer(cpuBefore, cpuAfter, phasePostbacks);
+      // wrk is gone by now (its CPU unreadable) and the bench process hosts the counting endpoint: both stay out of the total.
+      cpuMsPerPostback = { ...stack, ...(_bench !== undefined ? { 'bench (endpoint)': _bench } : {}) };
     }
 
     await hooks.afterLoad?.({ endpoint });
@@ -381,6 +399,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     // ---------------------------------------------------------------- stop, then profiles and memory
     rss.stop();
     const peakRss: Record<string, number> = { ...rss.peaks, bench: process.resourceUsage().maxRSS * 1024 };
+    for (const c of redisClients.splice(0)) c.disconnect();
     await stopAll(children);
     const profiles: BenchResult['profiles'] = [];
     if (options.profile) {
@@ -416,6 +435,8 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       ...(slow ? { slow } : {}),
       ...(redisFig ? { redis: redisFig } : {}),
       counts: endpoint.ledger.counts(),
+      ...(cpuMsPerPostback ? { cpuMsPerPostback } : {}),
+      ...(baselineCpuMsPerRequest ? { baselineCpuMsPerRequest } : {}),
       peakRss,
     };
     const withRatios = { ...partial, ratios: computeRatios(partial) };
@@ -444,6 +465,7 @@ async function stopAll(children: Child[]): Promise<void> {
 async function naiveFigure(redisUrl: string, probe: Redis, body: (i: number) => string, requests: number, clients: Redis[]): Promise<number> {
   const producer = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
   const consumer = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+  for (const c of [producer, consumer]) c.on('error', () => {});
   clients.push(producer, consumer);
   return naiveBytesPerPostback(producer, consumer, probe, body, 2, requests);
 }
