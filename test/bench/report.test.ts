@@ -157,12 +157,16 @@ describe('CPU profile summary', () => {
       endTime: 6000,
     };
     const s = summariseProfile(p, 2);
+    const all = summariseProfile(p, 10);
+    assert.equal(all.topInclusive.length, 2);
     assert.equal(s.totalMs, 6);
     assert.deepEqual(s.top, [
       { name: 'validate', where: 'joi/lib/validator.js:281', selfMs: 3, share: 0.5 },
       { name: '(idle)', where: '', selfMs: 2, share: 0.333 },
     ]);
     assert.deepEqual(s.categories, { 'dep:joi': 0.5, idle: 0.333, app: 0.167 });
+    // (root), idle and GC are left out of the inclusive list.
+    assert.deepEqual(s.topInclusive.map((e) => [e.name, e.selfMs]), [['validate', 3], ['enqueue', 1]]);
   });
   const cats: [string, string, string][] = [
     ['', '(garbage collector)', 'gc'],
