@@ -306,7 +306,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       const arrived = await allArrived(options.settleTimeoutS * 1000);
       if (!arrived) log(`not every postback arrived within ${options.settleTimeoutS} s`);
       await queueSettled(10_000);
-      cpuMsPerPostback = cpuPer(cpuBefore, rss.cpu(), queued);
+      cpuMsPerPostback = stackCpu(cpuPer(cpuBefore, rss.cpu(), queued));
       const bytes = await meter.bytesSinceStart();
       const first = firstOf(endpoint.fast.at);
       const last = lastOf(endpoint.fast.at);
@@ -388,9 +388,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
         redisFig = { bytesPerPostback: round(bytes / postbacks, 1), naiveBytesPerPostback: round(naive, 1) };
       }
       const phasePostbacks = endpoint.ledger.counts().arrivedUnique - before.arrivedUnique;
-      const { wrk: _wrk, bench: _bench, ...stack } = cpuPer(cpuBefore, cpuAfter, phasePostbacks);
-      // wrk is gone by now (its CPU unreadable) and the bench process hosts the counting endpoint: both stay out of the total.
-      cpuMsPerPostback = { ...stack, ...(_bench !== undefined ? { 'bench (endpoint)': _bench } : {}) };
+      cpuMsPerPostback = stackCpu(cpuPer(cpuBefore, cpuAfter, phasePostbacks));
     }
 
     await hooks.afterLoad?.({ endpoint });
@@ -452,6 +450,16 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     await endpoint.close();
     if (!options.keep) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The stack's CPU per postback with its total, and the bench process (the counting endpoint, which
+ * stands in for the partners) listed apart and out of the total; wrk is gone by the end (unreadable).
+ */
+export function stackCpu(perProcess: Record<string, number>): Record<string, number> {
+  const { wrk: _wrk, bench, total: _total, ...stack } = perProcess;
+  const sum = Object.values(stack).reduce((a, b) => a + b, 0);
+  return { ...stack, total: round(sum, 3), ...(bench !== undefined ? { 'bench (endpoint)': bench } : {}) };
 }
 
 /** Stops in dependency order: delivery and ingest first (gracefully, so profiles are written), then the rest. */

@@ -6,6 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseOptions, UsageError } from '../../src/bench/cli.js';
+import { cpuPer } from '../../src/bench/processes.js';
+import { stackCpu } from '../../src/bench/run.js';
 import { categoryOf, summariseProfile, type CpuProfile } from '../../src/bench/profile.js';
 import { checkTargets, computeRatios, fmtBytes, fmtNumber, formatReport, table, type BenchReport } from '../../src/bench/report.js';
 import { loadRequest, parseWrkOutput, readAcks, runWrk, toHttpLoad } from '../../src/bench/wrk.js';
@@ -140,6 +142,18 @@ describe('command line', () => {
     [['--mode', 'load', '--env', 'NOVALUE'], /--env takes KEY=VALUE/],
   ];
   for (const [argv, want] of bad) it(`refuses ${argv.join(' ') || '(nothing)'}`, () => assert.throws(() => parseOptions(argv), (e: Error) => e instanceof UsageError && want.test(e.message)));
+});
+
+describe('CPU per postback', () => {
+  it('per process, over the units of work, with a total', () => {
+    assert.deepEqual(cpuPer({ a: 100, b: 50 }, { a: 300, b: 150, c: 10 }, 100), { a: 2, b: 1, c: 0.1, total: 3.1 });
+    assert.deepEqual(cpuPer({ a: 1 }, { a: 2 }, 0), {});
+  });
+  it('the stack total leaves out the bench process (the endpoint) and wrk', () => {
+    assert.deepEqual(stackCpu({ redis: 0.02, 'delivery#0': 0.3, bench: 0.1, wrk: 0.05, total: 0.47 }), {
+      redis: 0.02, 'delivery#0': 0.3, total: 0.32, 'bench (endpoint)': 0.1,
+    });
+  });
 });
 
 describe('CPU profile summary', () => {
