@@ -24,6 +24,7 @@ export const USAGE = `usage: npm run bench -- --mode load|loop|drain|slow [optio
   --env KEY=VALUE        a setting for every ingest and delivery process (repeatable)
   --profile              CPU-profile ingest and delivery (node --cpu-prof) and list the hot functions
   --keep                 keep the run's directory (logs, profiles, wrk script)
+  --settle-timeout S     how long to wait for every acknowledged postback to arrive (default ${DEFAULTS.settleTimeoutS})
   --ingest-url URL       drive a running stack instead of starting one
   --baseline-url URL     with --ingest-url: the bare server to compare against
   --redis-url URL        with --ingest-url: its Redis, for the bytes and memory figures (and drain)

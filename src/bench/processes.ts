@@ -44,6 +44,19 @@ async function waitForPort(port: number, proc: ChildProcess, what: string, timeo
   }
 }
 
+/**
+ * Every process the bench has spawned and not yet seen exit, from the moment it is spawned (before it
+ * listens), so an interrupt can stop even those still starting.
+ */
+export const liveChildren = new Set<Child>();
+
+/** SIGKILL every process the bench started that is still running, and wait for them to go. */
+export async function killAllChildren(): Promise<void> {
+  const all = [...liveChildren];
+  for (const c of all) c.proc.kill('SIGKILL');
+  await Promise.all(all.map((c) => c.exited));
+}
+
 /** A child process of the bench, its output going to a log file (never through the bench's event loop). */
 export class Child {
   readonly exited: Promise<void>;
@@ -51,9 +64,14 @@ export class Child {
     readonly name: string,
     readonly proc: ChildProcess,
   ) {
+    liveChildren.add(this);
     this.exited = new Promise((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
-      else proc.once('exit', () => resolve());
+      const done = () => {
+        liveChildren.delete(this);
+        resolve();
+      };
+      if (proc.exitCode !== null || proc.signalCode !== null) done();
+      else proc.once('exit', done);
     });
   }
 

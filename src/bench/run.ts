@@ -13,7 +13,7 @@ import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
 import { CountingEndpoint, nowUs } from './endpoint.js';
 import {
-  childPids, cpuPer, repoRoot, RssWatch, startBaseline, startIngest, startNginx, startRedis, startService, type Child,
+  childPids, cpuPer, killAllChildren, repoRoot, RssWatch, startBaseline, startIngest, startNginx, startRedis, startService, type Child,
 } from './processes.js';
 import { NetMeter, naiveBytesPerPostback, usedMemory } from './redis-figures.js';
 import { checkTargets, computeRatios, type BenchReport, type DeliveryFigures, type HttpLoad, type Mode, type RedisFigures, type SlowFigures } from './report.js';
@@ -149,7 +149,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
   const onSignal = () => {
     interrupted = true;
     log('interrupted: stopping everything the bench started');
-    void Promise.allSettled(children.map((c) => c.stop('SIGKILL', 0))).then(() => {
+    void killAllChildren().then(() => {
       rmSync(dir, { recursive: true, force: true });
       process.exit(130);
     });
@@ -323,6 +323,11 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     } else {
       // ---------------------------------------------------------------- load, loop, slow
       if (!ingestUrl) throw new Error('no ingest URL');
+      // One request through the whole path first, retried until ingest answers 202 and its postbacks
+      // arrive: every process is up and connected before wrk's clock starts (on a busy machine a
+      // short run could otherwise end before the first answer).
+      await prime(ingestUrl, body, endpoint, log);
+      await allArrived(options.settleTimeoutS * 1000);
       if (options.baseline) {
         if (!baselineUrl) throw new Error('--baseline needs a baseline server (local stack, or --baseline-url)');
         if (options.warmupS > 0) await wrk(baselineUrl, options.warmupS, false);
@@ -423,7 +428,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
         deliveryInstances: ext ? 0 : options.deliveryInstances,
         nginxWorkers: options.nginxWorkers,
         loadGenerator: 'wrk',
-        ...(mode === 'drain' ? { postbacks: options.postbacks } : {}),
+        ...(mode === 'drain' ? { postbacks: options.postbacks } : { primerPostbacks: PRIMER_POSTBACKS }),
         ...(mode === 'slow' ? { slowEvery: options.slowEvery, slowDelayMs: options.slowDelayMs } : {}),
         ...Object.fromEntries(Object.entries(options.env).map(([k, v]) => [`env.${k}`, v])),
       },
@@ -447,6 +452,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     rss.stop();
     for (const c of redisClients) c.disconnect();
     await stopAll(children);
+    await killAllChildren(); // anything that never got as far as being tracked (failed to start)
     await endpoint.close();
     if (!options.keep) rmSync(dir, { recursive: true, force: true });
   }
@@ -468,6 +474,28 @@ async function stopAll(children: Child[]): Promise<void> {
   await Promise.all(first.map((c) => c.stop('SIGTERM', 20_000)));
   const rest = children.filter((c) => !first.includes(c));
   await Promise.all(rest.map((c) => c.stop(c.name === 'nginx' ? 'SIGQUIT' : 'SIGTERM', 10_000)));
+}
+
+/** Postbacks of the request sent before the load to check the whole path (counted like any other). */
+export const PRIMER_POSTBACKS = 2;
+
+async function prime(ingestUrl: string, body: WrkBody, endpoint: CountingEndpoint, log: (l: string) => void): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let last = '';
+  for (;;) {
+    try {
+      const payload = body.kind === 'fixed' ? sampleRequest(body.endpoint) : loadRequest(body.endpoint, 'primer', nowUs());
+      const res = await fetch(ingestUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+      const text = await res.text();
+      if (res.status === 202 && endpoint.ledger.acknowledgeBody(text)) return;
+      last = `${res.status} ${text.slice(0, 200)}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    if (Date.now() > deadline) throw new Error(`ingest did not accept a request within 60 s: ${last}`);
+    log(`waiting for ingest: ${last}`);
+    await sleep(250);
+  }
 }
 
 async function naiveFigure(redisUrl: string, probe: Redis, body: (i: number) => string, requests: number, clients: Redis[]): Promise<number> {
