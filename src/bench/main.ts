@@ -17,7 +17,12 @@ async function main(): Promise<void> {
     json = argv.includes('--json');
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      if ((err as Error).message) console.error(`bench: ${(err as Error).message}\n`);
+      const message = (err as Error).message;
+      if (!message) {
+        console.log(USAGE); // --help
+        process.exit(0);
+      }
+      console.error(`bench: ${message}\n`);
       console.error(USAGE);
       process.exit(2);
     }
