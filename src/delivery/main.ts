@@ -8,7 +8,7 @@ import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
 import { MetricsPublisher, createDeliveryMetrics, serveRegistry } from '../shared/metrics.js';
 import { profileOnSignal } from '../shared/profiling.js';
-import { StatsRecorder } from '../shared/stats.js';
+import { StatsRecorder, statsOptionsFrom } from '../shared/stats.js';
 import { createDeliverer } from './deliver.js';
 import { monitoringObserver } from './observe.js';
 import { DeliveryWorker } from './worker.js';
@@ -61,14 +61,7 @@ async function main(): Promise<void> {
   const metrics = createDeliveryMetrics(config.deliveryConsumerName, config.statsTopHosts, () => worker?.inFlightCount ?? 0);
   const publisher = new MetricsPublisher(redis, config.queuePrefix, config.deliveryConsumerName, metrics.registry, config.metricsPushIntervalMs);
   const stats = config.statsEnabled
-    ? new StatsRecorder(redis, {
-        prefix: config.queuePrefix,
-        flushIntervalMs: config.statsFlushIntervalMs,
-        fineRetentionS: config.statsFineRetentionS,
-        coarseRetentionS: config.statsCoarseRetentionS,
-        topHosts: config.statsTopHosts,
-        sampleQueue: true,
-      })
+    ? new StatsRecorder(redis, statsOptionsFrom(config, { sampleQueue: true }))
     : undefined;
   profileOnSignal(logger, 'delivery', config.profileDir, config.profileCpuSeconds);
   let metricsServer: Awaited<ReturnType<typeof serveRegistry>> | undefined;

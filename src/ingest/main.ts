@@ -9,7 +9,7 @@ import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
 import { MetricsPublisher, createIngestMetrics, ingestInstanceName } from '../shared/metrics.js';
 import { profileOnSignal } from '../shared/profiling.js';
-import { StatsRecorder } from '../shared/stats.js';
+import { StatsRecorder, statsOptionsFrom } from '../shared/stats.js';
 import { createIngestApp } from './app.js';
 import { defaultDashboardDir } from './monitoring.js';
 
@@ -41,13 +41,7 @@ function main(): void {
   const metrics = createIngestMetrics(instanceName);
   const publisher = new MetricsPublisher(redis, config.queuePrefix, instanceName, metrics.registry, config.metricsPushIntervalMs);
   const stats = config.statsEnabled
-    ? new StatsRecorder(redis, {
-        prefix: config.queuePrefix,
-        flushIntervalMs: config.statsFlushIntervalMs,
-        fineRetentionS: config.statsFineRetentionS,
-        coarseRetentionS: config.statsCoarseRetentionS,
-        topHosts: config.statsTopHosts,
-      })
+    ? new StatsRecorder(redis, statsOptionsFrom(config))
     : undefined;
   profileOnSignal(logger, 'ingest', config.profileDir, config.profileCpuSeconds);
 

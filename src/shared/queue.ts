@@ -652,21 +652,7 @@ export class Queue {
 
   async listDeadLetters(count = 100, after = '-'): Promise<DeadLetter[]> {
     const rows = await this.redis.xrange(this.keys.dead, after, '+', 'COUNT', count);
-    return rows.map(([deadId, raw]) => {
-      const f = fieldsOf(raw);
-      return {
-        deadId,
-        id: f.id ?? '',
-        method: f.method ?? '',
-        url: f.url ?? '',
-        data: f.data ?? '',
-        attempts: Number(f.attempts ?? 0),
-        reason: f.reason ?? '',
-        status: f.status ?? '',
-        error: f.error ?? '',
-        failedAt: Number(f.at ?? 0),
-      };
-    });
+    return rows.map(([deadId, raw]) => deadLetterOf(deadId, raw));
   }
 
   /** Put dead letters back in the queue with a fresh attempt budget. Returns how many were replayed. */
@@ -745,7 +731,7 @@ export interface DeadLetterSelection {
 
 const DEAD_PAGE = 500;
 
-/** A dead-letter stream entry, decoded (the same reading as Queue.listDeadLetters, kept here to leave that untouched). */
+/** A dead-letter stream entry, decoded. */
 function deadLetterOf(deadId: string, raw: unknown): DeadLetter {
   const f = fieldsOf(raw);
   return {

@@ -22,6 +22,7 @@
  * Percentiles are computed when reading, from the histogram counts.
  */
 import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
 import { queueKeys, statsKeys, type QueueKeys, type StatsKeys } from './queue.js';
 
 /** Upper bounds (ms) of the latency histogram buckets; one more bucket holds everything above. */
@@ -91,6 +92,21 @@ export interface StatsOptions {
   /** Also record the queue's depth, retry set and dead letters into the current buckets on every flush. */
   readonly sampleQueue?: boolean;
   readonly now?: () => number;
+}
+
+/** The recorder's options from the one config (both entry points build it the same way). */
+export function statsOptionsFrom(
+  config: Pick<Config, 'queuePrefix' | 'statsFlushIntervalMs' | 'statsFineRetentionS' | 'statsCoarseRetentionS' | 'statsTopHosts'>,
+  extra: Pick<StatsOptions, 'sampleQueue'> = {},
+): StatsOptions {
+  return {
+    prefix: config.queuePrefix,
+    flushIntervalMs: config.statsFlushIntervalMs,
+    fineRetentionS: config.statsFineRetentionS,
+    coarseRetentionS: config.statsCoarseRetentionS,
+    topHosts: config.statsTopHosts,
+    ...extra,
+  };
 }
 
 /** KEYS live retry dead fineBucket coarseBucket; ARGV fineTtl coarseTtl. One command per flush. */
