@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, closeSync, symlinkSync, 
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nginxConf } from './nginx-conf.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -138,41 +139,25 @@ export async function startNginx(prefix: string, setup: NginxSetup): Promise<{ c
   const port = await freePort();
   mkdirSync(path.join(prefix, 'logs'), { recursive: true });
   symlinkSync(path.join(repoRoot, 'nginx'), path.join(prefix, 'postback'));
-  const servers = (ports: readonly number[]) => ports.map((p) => `        server 127.0.0.1:${p};`).join('\n');
   const conf = path.join(prefix, 'nginx.conf');
   writeFileSync(
     conf,
-    `worker_processes ${setup.workers};
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-    include postback/http.conf;
-    access_log ${prefix}/logs/access.log postback_json;
-    client_body_temp_path ${prefix}/body;
-    proxy_temp_path ${prefix}/proxy;
-    fastcgi_temp_path ${prefix}/fastcgi;
-    uwsgi_temp_path ${prefix}/uwsgi;
-    scgi_temp_path ${prefix}/scgi;
-    upstream postback_ingest {
-${servers(setup.ingestPorts)}
-        keepalive ${setup.upstreamKeepalive};
-    }
-    upstream bench_baseline {
-${servers(setup.baselinePorts.length ? setup.baselinePorts : setup.ingestPorts)}
-        keepalive ${setup.upstreamKeepalive};
-    }
-    server {
-        listen 127.0.0.1:${port} backlog=4096;
-        server_name _;
-        location = /baseline {
+    nginxConf({
+      prefix,
+      listenPort: port,
+      listenParams: 'backlog=4096',
+      workers: setup.workers,
+      workerConnections: 8192,
+      upstreams: {
+        postback_ingest: setup.ingestPorts,
+        bench_baseline: setup.baselinePorts.length ? setup.baselinePorts : setup.ingestPorts,
+      },
+      keepalive: setup.upstreamKeepalive,
+      serverBefore: `        location = /baseline {
             proxy_pass http://bench_baseline;
             include postback/proxy.conf;
-        }
-        include postback/locations.conf;
-    }
-}
-`,
+        }`,
+    }),
   );
   const check = spawnSync('nginx', ['-t', '-q', '-p', prefix, '-c', conf], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`);

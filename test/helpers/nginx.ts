@@ -4,10 +4,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nginxConf } from '../../src/bench/nginx-conf.js';
+import { canConnect } from '../../src/bench/processes.js';
 import { freePort } from './redis-server.js';
 
 const repoNginx = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../nginx');
@@ -46,33 +47,17 @@ export class Nginx {
       mkdirSync(path.join(prefix, 'postback-access.d'));
       writeFileSync(path.join(prefix, 'postback-access.d', 'test.conf'), options.monitoringAccess);
     }
-    const upstream = options.upstreamPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n');
     writeFileSync(
       path.join(prefix, 'nginx.conf'),
-      `worker_processes ${options.workerProcesses ?? 1};
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    include postback/http.conf;
-    access_log ${prefix}/logs/access.log postback_json;
-    client_body_temp_path ${prefix}/body;
-    proxy_temp_path ${prefix}/proxy;
-    fastcgi_temp_path ${prefix}/fastcgi;
-    uwsgi_temp_path ${prefix}/uwsgi;
-    scgi_temp_path ${prefix}/scgi;
-    upstream postback_ingest {
-${upstream}
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:${port};
-        server_name _;
-        include postback/locations.conf;
-${options.serverExtra ?? ''}
-    }
-}
-`,
+      nginxConf({
+        prefix,
+        listenPort: port,
+        workers: options.workerProcesses ?? 1,
+        workerConnections: 4096,
+        upstreams: { postback_ingest: options.upstreamPorts },
+        keepalive: 64,
+        serverAfter: options.serverExtra,
+      }),
     );
     const check = spawnSync('nginx', ['-t', '-q', '-p', prefix, '-c', path.join(prefix, 'nginx.conf')], { encoding: 'utf8' });
     if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`);
@@ -98,15 +83,4 @@ ${options.serverExtra ?? ''}
     }
     rmSync(this.prefix, { recursive: true, force: true });
   }
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
