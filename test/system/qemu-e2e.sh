@@ -6,7 +6,7 @@
 #   - the brief's sample POSTed to /i and /ingest.php through nginx arrives at a test endpoint;
 #   - 500 postbacks queued with the workers stopped survive a reboot of the VM and are delivered;
 #   - 500 more survive a power cut (kill -9 of qemu) and a cold boot, and are delivered.
-# It is the only test of a real kernel boot, fstab and network setup. Slow (about 15-25 minutes on a
+# It is the only test of a real kernel boot, fstab and network setup. Slow (about 40 minutes on a
 # 2-core machine): run it before a release, not in every CI run:
 #   sudo bash test/system/qemu-e2e.sh
 # Needs root, qemu-system-x86, debootstrap, systemd-container (to install the kernel into the image),
