@@ -78,8 +78,12 @@ describe('metrics and statistics across processes', () => {
     const m = await until<Sample[]>(
       'metrics from the other ingest',
       get,
+      // Each process pushes its snapshot on its own interval, so wait until every count is in: the
+      // deliveries can finish before ingest 0 has pushed the snapshot that holds its last requests.
       (m) =>
         sample(m, 'postback_deliveries_total', { outcome: 'delivered' }) === REQUESTS * PER_REQUEST &&
+        sample(m, 'postback_postbacks_enqueued_total', {}) === REQUESTS * PER_REQUEST &&
+        sample(m, 'postback_http_requests_total', { route: '/i', status: '202' }) === REQUESTS &&
         sample(m, 'postback_metrics_processes', {}) === 4,
     );
     assert.equal(sample(m, 'postback_http_requests_total', { route: '/i', status: '202', instance: ingest0(m) }), REQUESTS);
