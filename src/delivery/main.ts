@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     timeoutMs: config.deliveryTimeoutMs,
     maxResponseBytes: config.deliveryMaxResponseBytes,
     postFormat: config.deliveryPostFormat,
+    client: config.deliveryHttpClient,
     userAgent: config.deliveryUserAgent,
     maxSockets: config.deliveryConcurrency,
   });

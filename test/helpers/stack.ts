@@ -146,7 +146,9 @@ export class Stack {
   static async start(options: StackOptions = {}): Promise<Stack> {
     const redisServer = options.redis ?? (await RedisServer.start());
     const receiver = await Receiver.start(options.handler);
-    const config = loadConfig({ ...TEST_ENV, REDIS_URL: redisServer.url, DELIVERY_CONSUMER_NAME: 'test-worker', ...options.env });
+    // PB_TEST_HTTP_CLIENT=node runs a suite with the other HTTP client (test/integration/delivery-node.test.ts).
+    const client = process.env.PB_TEST_HTTP_CLIENT ? { DELIVERY_HTTP_CLIENT: process.env.PB_TEST_HTTP_CLIENT } : {};
+    const config = loadConfig({ ...TEST_ENV, ...client, REDIS_URL: redisServer.url, DELIVERY_CONSUMER_NAME: 'test-worker', ...options.env });
     const ingestRedis = createRedis(config.redisUrl, 'ingest', config.ingestRedisTimeoutMs);
     ingestRedis.on('error', () => {});
     // Ingest has no offline queue (it answers 503 at once when Redis is not there): wait for the link.
@@ -191,6 +193,7 @@ export class Stack {
       timeoutMs: this.config.deliveryTimeoutMs,
       maxResponseBytes: this.config.deliveryMaxResponseBytes,
       postFormat: this.config.deliveryPostFormat,
+      client: this.config.deliveryHttpClient,
       userAgent: this.config.deliveryUserAgent,
       maxSockets: this.config.deliveryConcurrency,
       ...(pinned ? { agents: { http: pinned, https: new https.Agent() } } : {}),
