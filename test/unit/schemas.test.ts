@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateIngestRequest, formatPath } from '../../src/ingest/schemas.js';
+import { formatPath, quickValidate, validateIngestRequest, validateWithSchema } from '../../src/ingest/schemas.js';
 import { ValidationError } from '../../src/shared/errors.js';
 
 const limits = { maxDataItems: 3, maxUrlLength: 64 };
@@ -90,4 +90,88 @@ describe('formatPath', () => {
   ] as const) {
     it(want, () => assert.equal(formatPath(path), want));
   }
+});
+
+describe('quickValidate (the hand-checked fast path) is never looser than the schema', () => {
+  /** A small deterministic PRNG, so a failure can be replayed. */
+  function rng(seed: number) {
+    return () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+  }
+  const values: unknown[] = [
+    'x', '', 'ünï', 0, -0, 1.5, -7, 2 ** 53 - 1, 2 ** 53, -(2 ** 53), 1e300, true, false, null,
+    undefined, [], ['a'], {}, { n: 1 }, Number.NaN, Number.POSITIVE_INFINITY, 10n,
+  ];
+  const methods: unknown[] = ['GET', 'get', 'Post', 'POST', 'PUT', 'GETS', ' get', 'poſt', 'gEt', '', 1, null, undefined];
+  const urls: unknown[] = [
+    'http://h.test/?a={a}', 'https://h.test/{a}/{b}', 'http://{host}/x', 'ftp://h.test/', '/relative', 'http://', '', 'http://h.test/' + 'x'.repeat(60),
+    'http://h .test/', 'HTTPS://H.TEST/', 'http://[::1]:8080/{a}', 5, null,
+  ];
+  const keys = ['a', 'b', '', '__proto__x', 'constructor', 'k.e y'];
+
+  function body(r: () => number): unknown {
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+    if (r() < 0.03) return pick([null, [], 'x', 1, undefined]);
+    const endpoint: Record<string, unknown> = {};
+    if (r() < 0.97) endpoint.method = r() < 0.7 ? pick(methods.slice(0, 4)) : pick(methods);
+    if (r() < 0.97) endpoint.url = r() < 0.7 ? pick(urls.slice(0, 3)) : pick(urls);
+    if (r() < 0.05) endpoint.extra = 'x';
+    const n = r() < 0.1 ? pick([0, 4, 5]) : 1 + Math.floor(r() * 3);
+    const data: unknown[] = [];
+    for (let i = 0; i < n; i++) {
+      if (r() < 0.05) {
+        data.push(pick([null, [], 'x', 1]));
+        continue;
+      }
+      const item: Record<string, unknown> = {};
+      const m = Math.floor(r() * 4);
+      for (let j = 0; j < m; j++) item[r() < 0.9 ? pick(keys.slice(0, 2)) : pick(keys)] = r() < 0.9 ? pick(values.slice(0, 14)) : pick(values);
+      data.push(item);
+    }
+    const b: Record<string, unknown> = {};
+    if (r() < 0.97) b.endpoint = r() < 0.03 ? pick([null, [], 'x']) : endpoint;
+    if (r() < 0.97) b.data = r() < 0.03 ? pick([null, {}, 'x']) : data;
+    if (r() < 0.04) b.extra = 1;
+    return b;
+  }
+
+  it('on 20,000 generated bodies: whatever it accepts, the schema accepts with the same result', () => {
+    const r = rng(12345);
+    let quickAccepted = 0;
+    let schemaAccepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const b = body(r);
+      const quick = quickValidate(b, limits);
+      let schema: unknown;
+      try {
+        schema = validateWithSchema(b, limits);
+        schemaAccepted++;
+      } catch (err) {
+        assert.ok(err instanceof ValidationError);
+        schema = undefined;
+      }
+      if (quick) {
+        quickAccepted++;
+        // Compared as what gets enqueued (JSON): joi turns -0 into 0, which JSON writes alike.
+        assert.ok(schema, `body #${i} passed the fast path only: ${JSON.stringify(b)}`);
+        assert.equal(JSON.stringify(quick), JSON.stringify(schema), `body #${i}: ${JSON.stringify(b)}`);
+      }
+    }
+    // Both outcomes are well represented, and the fast path takes most of what is valid.
+    assert.ok(schemaAccepted > 2000 && schemaAccepted < 18_000, `schema accepted ${schemaAccepted}`);
+    assert.ok(quickAccepted > schemaAccepted * 0.9, `fast path took ${quickAccepted} of ${schemaAccepted} valid bodies`);
+  });
+
+  it("takes the brief's sample and the usual shapes", () => {
+    for (const b of [
+      ok,
+      { endpoint: { method: 'post', url: 'https://h.test/' }, data: [{ s: 's', e: '', n: 1.5, t: true, u: null }, {}] },
+      { endpoint: { method: 'GET', url: 'http://sample_domain_endpoint.com/data?key={key}&value={value}&foo={bar}' }, data: [{ key: 'Azureus', value: 'Dendrobates' }] },
+    ]) {
+      assert.deepEqual(quickValidate(b, { maxDataItems: 3, maxUrlLength: 200 }), validateWithSchema(b, { maxDataItems: 3, maxUrlLength: 200 }));
+      assert.ok(quickValidate(b, { maxDataItems: 3, maxUrlLength: 200 }));
+    }
+  });
 });
