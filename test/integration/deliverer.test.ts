@@ -5,7 +5,9 @@
  * cheaper; this suite is what makes it a drop-in.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
@@ -297,6 +299,79 @@ describe('deliverer: got and node:http give the same outcomes', () => {
       server.off('connection', onConn);
       d.close();
       assert.ok(before.size <= 4, `${client}: 20 deliveries over ${before.size} connections`);
+    }
+  });
+});
+
+describe('deliverer over HTTPS and IPv6, both clients', () => {
+  const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
+  let tlsServer: https.Server;
+  let v6Server: http.Server | undefined;
+  let tlsPort: number;
+  before(async () => {
+    // A self-signed certificate for localhost and 127.0.0.1, valid until 2126 (test/fixtures).
+    tlsServer = https.createServer({ key: fixture('tls-key.pem'), cert: fixture('tls-cert.pem') }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end(`tls ${req.method} ${req.headers.host}`));
+    });
+    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+    tlsPort = (tlsServer.address() as net.AddressInfo).port;
+    const v6 = http.createServer((req, res) => res.end(`v6 ${req.headers.host}`));
+    v6Server = await new Promise<http.Server | undefined>((resolve) => {
+      v6.once('error', () => resolve(undefined)); // no IPv6 loopback on this machine
+      v6.listen(0, '::1', () => resolve(v6));
+    });
+  });
+  after(async () => {
+    tlsServer.closeAllConnections();
+    await new Promise((r) => tlsServer.close(r));
+    v6Server?.closeAllConnections();
+    if (v6Server) await new Promise((r) => v6Server!.close(r));
+  });
+  const req = (url: string): DeliveryRequest => ({ method: 'GET', url, dataJson: '{}', data: {}, postbackId: '1-0.1', attempt: 1 });
+  const make = (client: 'got' | 'node', trust: boolean) =>
+    createDeliverer({
+      timeoutMs: 2000,
+      maxResponseBytes: 1000,
+      postFormat: 'json',
+      userAgent: 'x',
+      maxSockets: 4,
+      client,
+      ...(trust ? { agents: { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true, ca: fixture('tls-cert.pem') }) } } : {}),
+    });
+
+  it('HTTPS to a partner whose certificate is trusted: delivered, the certificate checked against the host name, the Host header kept', async () => {
+    for (const client of ['got', 'node'] as const) {
+      const d = make(client, true);
+      for (const host of ['localhost', '127.0.0.1']) {
+        const o = await d(req(`https://${host}:${tlsPort}/x`));
+        assert.deepEqual({ result: o.result, body: o.body }, { result: { kind: 'response', status: 200 }, body: `tls GET ${host}:${tlsPort}` }, `${client} ${host}`);
+      }
+      d.close();
+    }
+  });
+
+  it('HTTPS to a partner whose certificate is not trusted: the same TLS error code from both', async () => {
+    const codes = [];
+    for (const client of ['got', 'node'] as const) {
+      const d = make(client, false);
+      const o = await d(req(`https://localhost:${tlsPort}/x`));
+      d.close();
+      assert.equal(o.result.kind, 'error', client);
+      codes.push(o.result.kind === 'error' ? o.result.code : '');
+    }
+    assert.equal(codes[0], 'DEPTH_ZERO_SELF_SIGNED_CERT');
+    assert.deepEqual(codes[1], codes[0]);
+  });
+
+  it('an IPv6 literal host', async (t) => {
+    if (!v6Server) return t.diagnostic('no IPv6 loopback here: not applicable');
+    const port = (v6Server.address() as net.AddressInfo).port;
+    for (const client of ['got', 'node'] as const) {
+      const d = make(client, false);
+      const o = await d(req(`http://[::1]:${port}/x`));
+      d.close();
+      assert.deepEqual({ result: o.result, body: o.body }, { result: { kind: 'response', status: 200 }, body: `v6 [::1]:${port}` }, client);
     }
   });
 });
