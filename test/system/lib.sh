@@ -10,6 +10,12 @@ mkdir -p "$W"
 t0=$SECONDS
 step() { echo "[$((SECONDS - t0))s] $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+require_free_ports() {  # port...: the container shares the host's network, so these must be free
+  local port
+  for port in "$@"; do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then fail "port $port is taken on the host; the container needs it"; fi
+  done
+}
 
 # ---------------------------------------------------------------- the rootfs (cached)
 ensure_rootfs() {

@@ -26,9 +26,7 @@ ROOT=$W/rootfs
 LOG=$W/nspawn.log
 : > "$LOG"
 
-for port in 80 2222 2812 6379; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then fail "port $port is taken on the host; the container needs it"; fi
-done
+require_free_ports 80 2222 2812 6379
 
 ensure_rootfs
 ensure_node_tarball

@@ -14,9 +14,7 @@ SSH_PORT=0 BASE_URL=http://127.0.0.1 PARTNER=127.0.0.1
 . "$REPO/test/system/lib.sh"
 ROOT=$W/quickstart-root
 
-for port in 80 2812 6379; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then fail "port $port is taken on the host; the container needs it"; fi
-done
+require_free_ports 80 2812 6379
 
 ensure_rootfs
 ensure_node_tarball
