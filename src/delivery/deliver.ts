@@ -168,7 +168,7 @@ function nodeSender(options: DelivererOptions, agents: { http: http.Agent; https
       const res = await nodeRequest({
         method: req.method,
         url: req.url,
-        headers: { ...headers, 'accept-encoding': 'gzip, deflate, br' },
+        headers: Object.assign(headers, { 'accept-encoding': 'gzip, deflate, br' }), // what got asks for with decompress
         body,
         signal: req.signal,
         timeoutMs: options.timeoutMs,
