@@ -202,15 +202,15 @@ const TEMPLATE_CACHE_MAX = 10_000;
 // --- Lua scripts: each one is atomic, so every state change below is all-or-nothing. ---
 
 /**
- * KEYS stream; ARGV tplId tplText|'' maxLive count dataArrayJson
+ * KEYS stream; ARGV tplId count maxLive dataArrayJson [tplText]
  * -> entry id | 0 (template unknown: resend with its text) | live+1 (full)
  */
-const ENQUEUE_LUA = KEYS_LUA + `
+const ENQUEUE_BODY = `
 local tid = ARGV[1]
-local n = tonumber(ARGV[4])
+local n = tonumber(ARGV[2])
 if redis.call('HEXISTS', K_templates, tid) == 0 then
-  if ARGV[2] == '' then return 0 end
-  redis.call('HSET', K_templates, tid, ARGV[2])
+  if not ARGV[5] then return 0 end
+  redis.call('HSET', K_templates, tid, ARGV[5])
 end
 local maxLive = tonumber(ARGV[3])
 if maxLive > 0 then
@@ -220,22 +220,31 @@ end
 redis.call('HINCRBY', K_templateRefs, tid, n)
 redis.call('ZREM', K_templateGc, tid)
 redis.call('INCRBY', K_live, n)
-return redis.call('XADD', K_stream, '*', tid, ARGV[5])`;
+return redis.call('XADD', K_stream, '*', tid, ARGV[4])`;
 
 /**
  * Settle whole entries: acknowledge and delete each, schedule its retries, write its dead letters, and
  * drop the template references of the postbacks that are done. An entry another worker already
  * settled (XACK = 0) is skipped whole, so nothing is counted twice.
  * KEYS stream
- * ARGV group now, then per entry: entryId done nRetry (score member)*nRetry nDead (nFields field...)*nDead
+ * ARGV group now, then per entry either `entryId/done` (every postback delivered: the usual case, one
+ * argument) or: entryId done nRetry (score member)*nRetry nDead (nFields field...)*nDead
  * (the template id, whose reference count drops by `done`, is read from the entry itself)
  * -> entries settled
  */
-const SETTLE_LUA = KEYS_LUA + `
+const SETTLE_BODY = `
 local i = 3
 local settled = 0
 while i <= #ARGV do
-  local entryId, done = ARGV[i], tonumber(ARGV[i + 1])
+  local entryId, done, nRetry, nDead
+  local slash = string.find(ARGV[i], '/', 1, true)
+  if slash then
+    entryId, done, nRetry, nDead = string.sub(ARGV[i], 1, slash - 1), tonumber(string.sub(ARGV[i], slash + 1)), 0, 0
+    i = i + 1
+  else
+    entryId, done, nRetry = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    i = i + 3
+  end
   local tid = ''
   local mine = redis.call('XACK', K_stream, ARGV[1], entryId) == 1
   if mine then
@@ -244,14 +253,14 @@ while i <= #ARGV do
     redis.call('XDEL', K_stream, entryId)
     settled = settled + 1
   end
-  local nRetry = tonumber(ARGV[i + 2])
-  i = i + 3
   for r = 1, nRetry do
     if mine then redis.call('ZADD', K_retry, ARGV[i], ARGV[i + 1]) end
     i = i + 2
   end
-  local nDead = tonumber(ARGV[i])
-  i = i + 1
+  if not slash then
+    nDead = tonumber(ARGV[i])
+    i = i + 1
+  end
   for d = 1, nDead do
     local nf = tonumber(ARGV[i])
     if mine then redis.call('XADD', K_dead, '*', unpack(ARGV, i + 1, i + nf)) end
@@ -265,6 +274,23 @@ while i <= #ARGV do
   end
 end
 return settled`;
+
+/**
+ * The two calls made for every request (enqueue, settle) as a Redis 7 function library: FCALL names
+ * the function in 10 bytes where EVALSHA sends a 40-byte SHA-1. The names carry a hash of the code,
+ * so processes of two releases each call their own during a deploy. Redis persists and replicates
+ * loaded functions; a Redis that has none (new, or FUNCTION FLUSH) gets the library on first use, and
+ * a Redis without functions (< 7) gets the same code as EVALSHA scripts.
+ */
+const HOT_BODIES = { enqueue: ENQUEUE_BODY, settle: SETTLE_BODY } as const;
+type HotName = keyof typeof HOT_BODIES;
+const LIBRARY_VERSION = createHash('sha1').update(KEYS_LUA + ENQUEUE_BODY + SETTLE_BODY).digest('hex').slice(0, 6);
+export const FUNCTION_NAMES: Record<HotName, string> = { enqueue: `pbe_${LIBRARY_VERSION}`, settle: `pbs_${LIBRARY_VERSION}` };
+export const FUNCTION_LIBRARY =
+  `#!lua name=postback_${LIBRARY_VERSION}\n` +
+  (Object.entries(HOT_BODIES) as [HotName, string][])
+    .map(([name, body]) => `redis.register_function('${FUNCTION_NAMES[name]}', function(KEYS, ARGV)\n${KEYS_LUA}${body}\nend)`)
+    .join('\n');
 
 /** Move due retries back into the stream, one entry each. KEYS stream; ARGV now limit -> count moved */
 const PROMOTE_LUA = KEYS_LUA + `
@@ -312,8 +338,8 @@ return n`;
 type ScriptName = 'pbEnqueue' | 'pbSettle' | 'pbPromote' | 'pbReplay' | 'pbCollect';
 
 const SCRIPTS: Record<ScriptName, { keys: number; lua: string }> = {
-  pbEnqueue: { keys: 1, lua: ENQUEUE_LUA },
-  pbSettle: { keys: 1, lua: SETTLE_LUA },
+  pbEnqueue: { keys: 1, lua: KEYS_LUA + ENQUEUE_BODY },
+  pbSettle: { keys: 1, lua: KEYS_LUA + SETTLE_BODY },
   pbPromote: { keys: 1, lua: PROMOTE_LUA },
   pbReplay: { keys: 1, lua: REPLAY_LUA },
   pbCollect: { keys: 1, lua: COLLECT_LUA },
@@ -430,6 +456,9 @@ export class Queue {
   /** Template id -> when ingest last saw Redis confirm it holds that template. */
   private readonly knownTemplates = new Map<string, number>();
   private readonly templateIds = new Map<string, string>();
+  /** Whether Redis runs functions (FCALL); false once it answered "unknown command" (Redis < 7). */
+  private functions = true;
+  private loadingFunctions: Promise<void> | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -481,11 +510,38 @@ export class Queue {
   }
 
   private callEnqueue(tid: string, text: string, count: number, items: string): Promise<unknown> {
-    const k = this.keys;
-    return this.scripts.pbEnqueue(
-      k.stream,
-      tid, text, this.options.maxLength, count, items,
-    );
+    const args = [tid, count, this.options.maxLength, items];
+    if (text !== '') args.push(text);
+    return this.callHot('enqueue', args);
+  }
+
+  /** Call one of the per-request functions (FUNCTION_LIBRARY), loading the library if Redis lacks it. */
+  private async callHot(name: HotName, args: (string | number)[]): Promise<unknown> {
+    if (this.functions) {
+      try {
+        return await this.redis.fcall(FUNCTION_NAMES[name], 1, this.keys.stream, ...args);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : '';
+        if (/Function not found/i.test(message)) {
+          await this.loadFunctions();
+          return await this.redis.fcall(FUNCTION_NAMES[name], 1, this.keys.stream, ...args);
+        }
+        if (!/unknown command/i.test(message)) throw err;
+        this.functions = false; // Redis < 7: the same code as scripts from now on
+      }
+    }
+    return (name === 'enqueue' ? this.scripts.pbEnqueue : this.scripts.pbSettle)(this.keys.stream, ...args);
+  }
+
+  /** FUNCTION LOAD REPLACE of the library, once for however many calls found it missing at once. */
+  private loadFunctions(): Promise<void> {
+    this.loadingFunctions ??= this.redis
+      .function('LOAD', 'REPLACE', FUNCTION_LIBRARY)
+      .then(() => undefined)
+      .finally(() => {
+        this.loadingFunctions = undefined;
+      });
+    return this.loadingFunctions;
   }
 
   // ---------------------------------------------------------------- delivery side
@@ -564,13 +620,16 @@ export class Queue {
     if (entries.length === 0) return 0;
     const args: (string | number)[] = [CONSUMER_GROUP, now];
     for (const e of entries) {
+      if (e.retries.length === 0 && e.deadLetters.length === 0) {
+        args.push(`${e.entryId}/${e.size}`); // all delivered: one argument
+        continue;
+      }
       args.push(e.entryId, e.size - e.retries.length, e.retries.length);
       for (const r of e.retries) args.push(r.dueAtMs, `${r.postback.id}|${r.attempts}|${r.postback.templateId}|${r.postback.data}`);
       args.push(e.deadLetters.length);
       for (const d of e.deadLetters) args.push(d.fields.length, ...d.fields);
     }
-    const k = this.keys;
-    return Number(await this.scripts.pbSettle(k.stream, ...args));
+    return Number(await this.callHot('settle', args));
   }
 
   /** The fields of a dead letter: self-contained, the template inlined, so it can be replayed alone. */

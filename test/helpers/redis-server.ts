@@ -16,6 +16,8 @@ export interface RedisServerOptions {
   readonly appendfsync?: 'always' | 'everysec' | 'no';
   /** Start as a replica of this port on 127.0.0.1. */
   readonly replicaOf?: number;
+  /** More redis-server arguments, e.g. ['--rename-command', 'FCALL', ''] to act like a Redis without functions. */
+  readonly extraArgs?: readonly string[];
 }
 
 export class RedisServer {
@@ -54,6 +56,7 @@ export class RedisServer {
       '--daemonize', 'no',
       '--loglevel', 'warning',
       ...(this.options.replicaOf ? ['--replicaof', '127.0.0.1', String(this.options.replicaOf)] : []),
+      ...(this.options.extraArgs ?? []),
     ];
     const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] });
     this.proc = proc;

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
+import { RedisServer } from '../helpers/redis-server.js';
 import { Stack } from '../helpers/stack.js';
 
 const sample = JSON.parse(readFileSync(new URL('../fixtures/sample.json', import.meta.url), 'utf8'));
@@ -181,6 +182,47 @@ describe('delivery', () => {
     assert.equal(stack.receiver.requests[1]!.url, '/f?n=2');
   });
 
+  it('survives Redis losing its functions (FUNCTION FLUSH): the library is loaded again on first use', async () => {
+    stack = await Stack.start();
+    const req = (n: number) => ({ endpoint: { method: 'GET', url: `${stack!.endpoint}/fn?n={n}` }, data: [{ n }] });
+    assert.equal((await stack.post(req(1))).status, 202);
+    await stack.receiver.waitFor(1);
+    const admin = stack.redisServer.client();
+    try {
+      assert.deepEqual(((await admin.function('LIST')) as unknown[][]).length, 1, 'enqueue loaded the library');
+      await admin.function('FLUSH');
+      // Ingest's enqueue and the worker's settle each find their function gone, load it and go on.
+      assert.equal((await stack.post(req(2))).status, 202);
+      await stack.receiver.waitFor(2);
+      await waitUntil(async () => Number(await admin.get(stack!.queue.keys.live)) === 0, 'settled');
+      assert.equal(Number(await admin.xlen(stack.queue.keys.stream)), 0, 'the entry was settled (acked and deleted)');
+      assert.equal(((await admin.function('LIST')) as unknown[][]).length, 1);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('works on a Redis without functions (FCALL unknown, as before Redis 7): the same code as scripts', async () => {
+    const redis = await RedisServer.start({ extraArgs: ['--rename-command', 'FCALL', ''] });
+    stack = await Stack.start({ redis, handler: (r) => (r.url === '/nf?n=bad' ? { status: 404 } : undefined) });
+    const post = (n: string) => stack!.post({ endpoint: { method: 'GET', url: `${stack!.endpoint}/nf?n={n}` }, data: [{ n }, { n: `${n}-2` }] });
+    assert.equal((await post('a')).status, 202);
+    assert.equal((await post('bad')).status, 202); // one of its two is dead-lettered: the long settle form
+    await stack.receiver.waitFor(4);
+    const admin = redis.client();
+    try {
+      await waitUntil(async () => Number(await admin.get(stack!.queue.keys.live)) === 0, 'settled');
+      assert.equal(Number(await admin.xlen(stack.queue.keys.stream)), 0);
+      assert.equal(Number(await admin.xlen(stack.queue.keys.dead)), 1);
+      assert.deepEqual(await admin.function('LIST'), [], 'no function was loaded: scripts did the work');
+    } finally {
+      admin.disconnect();
+      await stack.stop(); // before the Redis it does not own
+      stack = undefined;
+      await redis.destroy();
+    }
+  });
+
   it('an idle worker waits in a blocking read: no busy polling', async () => {
     stack = await Stack.start({ env: { DELIVERY_BLOCK_MS: '500', DELIVERY_MAINTENANCE_INTERVAL_MS: '1000' } });
     const admin = stack.redisServer.client();
@@ -219,3 +261,11 @@ describe('delivery', () => {
     assert.deepEqual(order, [...Array(20).fill('fast'), ...Array(8).fill('slow')], 'every fast delivery finished before any slow one');
   });
 });
+
+async function waitUntil(ok: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`not ${what} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
