@@ -49,23 +49,25 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
  * One attempt: resolves with the final response's status and the first `maxResponseBytes` of its (decoded)
- * body, or rejects with a RequestFailure. A response whose body breaks after the status line resolves with
- * what was read (the status decides, as with got).
+ * body, or rejects with a RequestFailure. Once the final response's status line is in, the status decides
+ * (as with got): a body that breaks, times out or is aborted resolves with what was read.
  */
 export function nodeRequest(o: NodeRequestOptions): Promise<NodeResponse> {
   return new Promise<NodeResponse>((resolve, reject) => {
     let settled = false;
     let current: http.ClientRequest | undefined;
     let timer: NodeJS.Timeout | undefined;
+    /** The final response, once its status line arrived, and its body so far. */
+    let final: { status: number; retryAfter: string | undefined; body: Buffer[] } | undefined;
     const finish = (err: RequestFailure | undefined, res?: NodeResponse) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
-      if (err) {
-        current?.destroy();
-        reject(err);
-      } else resolve(res!);
+      if (err) current?.destroy();
+      if (err && final) resolve({ status: final.status, body: Buffer.concat(final.body), retryAfter: final.retryAfter });
+      else if (err) reject(err);
+      else resolve(res!);
     };
     const onAbort = () => finish(new RequestFailure('ERR_ABORTED', 'This operation was aborted'));
     if (o.signal?.aborted) return onAbort();
@@ -121,8 +123,10 @@ export function nodeRequest(o: NodeRequestOptions): Promise<NodeResponse> {
           return send(next, rewrite ? 'GET' : method, rewrite ? undefined : body, hops + 1);
         }
         const ra = res.headers['retry-after'];
-        readBounded(decoded(res), o.maxResponseBytes, () => res.destroy()).then((buf) =>
-          finish(undefined, { status, body: buf, retryAfter: typeof ra === 'string' ? ra : undefined }),
+        const started = { status, retryAfter: typeof ra === 'string' ? ra : undefined, body: [] as Buffer[] };
+        final = started;
+        readBounded(decoded(res), o.maxResponseBytes, started.body, () => res.destroy()).then(() =>
+          finish(undefined, { status, body: Buffer.concat(started.body), retryAfter: started.retryAfter }),
         );
       });
       req.end(body);
@@ -146,16 +150,18 @@ function decoded(res: http.IncomingMessage): Readable {
   return out;
 }
 
-/** The first `max` bytes of a stream; calls `stop` once it has them. Never rejects: a broken body ends the read. */
-function readBounded(stream: Readable, max: number, stop: () => void): Promise<Buffer> {
+/**
+ * Collects the first `max` bytes of a stream into `chunks`; calls `stop` once it has them. Never rejects:
+ * a broken body ends the read.
+ */
+function readBounded(stream: Readable, max: number, chunks: Buffer[], stop: () => void): Promise<void> {
   return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
     let received = 0;
     let done = false;
     const end = () => {
       if (done) return;
       done = true;
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      resolve();
     };
     stream.on('data', (chunk: Buffer) => {
       if (done) return;

@@ -89,6 +89,9 @@ describe('deliverer: got and node:http give the same outcomes', () => {
             return void res.end(zlib.gzipSync('y'.repeat(256 * 1024)));
           case '/never':
             return; // no answer: the timeout decides
+          case '/trickle':
+            res.writeHead(200);
+            return void res.write('partial'); // the status line, then the body stalls
           case '/hang-up':
             return void req.socket.destroy();
           case '/broken':
@@ -219,6 +222,20 @@ describe('deliverer: got and node:http give the same outcomes', () => {
       name: 'a body that breaks after the status: judged by the status',
       req: () => request(`${base}/broken`),
       expect: (o) => assert.deepEqual(o.result, { kind: 'response', status: 200 }),
+    },
+    {
+      name: 'a body slower than the timeout: judged by the status, with what arrived',
+      req: () => request(`${base}/trickle`),
+      expect: (o) => assert.deepEqual(o, { result: { kind: 'response', status: 200 }, body: 'partial' }),
+    },
+    {
+      name: 'aborted after the status line: judged by the status',
+      req: () => {
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), 100);
+        return request(`${base}/trickle`, { signal: ac.signal });
+      },
+      expect: (o) => assert.deepEqual(o, { result: { kind: 'response', status: 200 }, body: 'partial' }),
     },
     { name: 'invalid URL', req: () => request('http://exa mple.com/x'), expect: (o) => assert.deepEqual(o.result, { kind: 'error', code: 'ERR_INVALID_URL' }) },
     { name: 'unsupported protocol', req: () => request('ftp://127.0.0.1/x'), expect: (o) => assert.deepEqual(o.result, { kind: 'error', code: 'ERR_UNSUPPORTED_PROTOCOL' }) },
