@@ -40,8 +40,10 @@ function main(): void {
   const instanceName = ingestInstanceName(config.instance);
   const metrics = createIngestMetrics(instanceName);
   const publisher = new MetricsPublisher(redis, config.queuePrefix, instanceName, metrics.registry, config.metricsPushIntervalMs);
+  // Ingest samples the queue's depth too, so the dashboard still shows the backlog when every delivery
+  // worker is down, which is when it matters most.
   const stats = config.statsEnabled
-    ? new StatsRecorder(redis, statsOptionsFrom(config))
+    ? new StatsRecorder(redis, statsOptionsFrom(config, { sampleQueue: true }))
     : undefined;
   profileOnSignal(logger, 'ingest', config.profileDir, config.profileCpuSeconds);
 

@@ -14,7 +14,7 @@
  * retried), dead (dead-lettered), l0..l15 (ingest-to-delivery latency histogram of delivered postbacks:
  * counts per LATENCY_BOUNDS_MS bucket), lsum (sum of those latencies, ms). Host fields:
  * `<host>|ok`, `<host>|fail` (failed attempts), `<host>|dead`, `<host>|err` (the last error, JSON).
- * Processes that sample the queue (the delivery workers) also set qlive, qretry, qdead on every flush:
+ * Processes that sample the queue (ingest and the delivery workers) also set qlive, qretry, qdead on every flush:
  * the queue's live postbacks, retry set and dead letters at that moment (the bucket keeps the last).
  *
  * Memory is bounded by the number of buckets (one hash per bucket, each with a fixed set of fields,

@@ -117,6 +117,22 @@ describe('metrics and statistics across processes', () => {
     }
   });
 
+  it('with every delivery worker stopped, ingest still samples the backlog into the statistics', async () => {
+    await Promise.all(workers.map((w) => w.stop()));
+    const BACKLOG = 7;
+    const res = await fetch(`http://127.0.0.1:${ports[1]}/i`, {
+      method: 'POST',
+      body: JSON.stringify({ endpoint: { method: 'GET', url: `${receiver.base}/pb?n={n}` }, data: Array.from({ length: BACKLOG }, (_, i) => ({ n: `b${i}` })) }),
+    });
+    assert.equal(res.status, 202);
+    const s = await until<any>(
+      'the backlog in the sampled series',
+      async () => (await fetch(`${nginx.base}/stats?window=300`)).json(),
+      (s) => s.series?.queueLive?.at(-1) === BACKLOG,
+    );
+    assert.equal(s.queue.live, BACKLOG);
+  });
+
   it('a deny rule in postback-access.d closes the monitoring routes, and only them', async () => {
     for (const p of ['/metrics', '/stats', '/dashboard', '/dashboard/', '/dashboard/dashboard.js']) {
       const res = await fetch(denied.base + p, { redirect: 'manual' });
