@@ -11,6 +11,7 @@ export type Command =
   | { readonly cmd: 'dead-list'; readonly limit: number; readonly filter: DeadFilter; readonly json: boolean }
   | { readonly cmd: 'dead-replay'; readonly target: DeadTarget; readonly json: boolean }
   | { readonly cmd: 'dead-purge'; readonly target: DeadTarget; readonly yes: boolean; readonly json: boolean }
+  | { readonly cmd: 'consumers-prune'; readonly minIdleMs: number; readonly yes: boolean; readonly json: boolean }
   | {
       readonly cmd: 'logs-tail';
       readonly lines: number;
@@ -53,6 +54,8 @@ Commands:
                                            Delete dead letters for good (refused without --yes)
   logs tail [-n N] [-f] [--file PATH] [--status 5xx] [--host H] [--json]
                                            The delivery log, one compact line per attempt
+  consumers prune [--idle 1h] --yes [--json]
+                                           Forget worker names that hold nothing and were idle that long
 
 <id> is a dead letter's id (1795584200000-0) or its postback's id (1795584176858-0:1).
 --host H matches the endpoint's host; without a port, on any port.
@@ -97,6 +100,14 @@ Delete dead letters for good. Without --yes, says how many would go and exits 2.
   --reason R   those with this reason (alone, or with --host)
   --yes        really delete
   --json       {"matched", "purged"}`,
+  'consumers prune': `Usage: postback-ctl consumers prune [--idle D] --yes [--json]
+Delete from the consumer group the worker names that hold no entry and have been idle for at least D:
+names left by workers that no longer run (fewer pm2 instances, a renamed host). A name that holds
+entries is never deleted (those entries would be lost to every worker), nor one active meanwhile.
+Without --yes, lists what would go and exits 2.
+  --idle D     30m, 2h, 1d, 3600s (default 1h)
+  --yes        really delete
+  --json       {"matched": [...], "deleted": [...]}`,
   'logs tail': `Usage: postback-ctl logs tail [-n N] [-f] [--file PATH] [--status S] [--host H] [--json]
 
 The delivery workers' JSON log, one compact line per attempt:
@@ -112,6 +123,7 @@ other events as <time> <LEVEL> <event> <message> key=value..., lines that are no
 };
 HELP.dead = `Usage: postback-ctl dead list|replay|purge ...\n\n${['dead list', 'dead replay', 'dead purge'].map((k) => HELP[k]!.split('\n')[0]!.replace('Usage: ', '  ')).join('\n')}\n\n'postback-ctl dead <list|replay|purge> --help' for details.`;
 HELP.logs = HELP['logs tail']!;
+HELP.consumers = HELP['consumers prune']!;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -121,6 +133,7 @@ const SPECS: Record<string, Options> = {
   'dead list': { ...COMMON, limit: { type: 'string' }, host: { type: 'string' }, reason: { type: 'string' } },
   'dead replay': { ...COMMON, all: { type: 'boolean' }, host: { type: 'string' }, reason: { type: 'string' } },
   'dead purge': { ...COMMON, all: { type: 'boolean' }, host: { type: 'string' }, reason: { type: 'string' }, yes: { type: 'boolean', short: 'y' } },
+  'consumers prune': { ...COMMON, idle: { type: 'string' }, yes: { type: 'boolean', short: 'y' } },
   'logs tail': {
     ...COMMON,
     lines: { type: 'string', short: 'n' },
@@ -136,6 +149,14 @@ function count(value: string | undefined, name: string, dflt: number, usage: str
   if (value === undefined) return dflt;
   if (!/^\d+$/.test(value)) throw new UsageError(`${name} must be a whole number, not "${value}"`, usage);
   return Number(value);
+}
+
+/** `90s`, `30m`, `2h`, `1d` (a bare number is seconds) -> ms. */
+function duration(value: string | undefined, name: string, dflt: number, usage: string): number {
+  if (value === undefined) return dflt;
+  const m = /^(\d+)([smhd]?)$/.exec(value.trim());
+  if (!m) throw new UsageError(`${name} must be a duration like 30m, 2h, 1d or 3600s, not "${value}"`, usage);
+  return Number(m[1]) * { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
 }
 
 function nonEmpty(value: string | undefined, name: string, usage: string): string | undefined {
@@ -166,7 +187,7 @@ export function parseCommand(argv: readonly string[]): Command {
     return { cmd: 'help', text: topic && HELP[topic] ? HELP[topic]! : USAGE };
   }
   let name = args.shift()!;
-  if (name === 'dead' || name === 'logs') {
+  if (name === 'dead' || name === 'logs' || name === 'consumers') {
     const sub = args[0];
     if (sub === undefined || sub.startsWith('-')) {
       if (sub === '--help' || sub === '-h') return { cmd: 'help', text: HELP[name]! };
@@ -203,6 +224,8 @@ export function parseCommand(argv: readonly string[]): Command {
       return { cmd: 'dead-replay', target: target(v, parsed.positionals, usage), json };
     case 'dead purge':
       return { cmd: 'dead-purge', target: target(v, parsed.positionals, usage), yes: v.yes === true, json };
+    case 'consumers prune':
+      return { cmd: 'consumers-prune', minIdleMs: duration(v.idle as string | undefined, '--idle', 3_600_000, usage), yes: v.yes === true, json };
     case 'logs tail': {
       const status = nonEmpty(v.status as string | undefined, '--status', usage);
       if (status !== undefined) {

@@ -17,7 +17,7 @@ import { QueueInspector, type DeadLetter, type DeadLetterMatch } from '../shared
 import { createRedis } from '../shared/redis.js';
 import { parseCommand, UsageError, type Command, type DeadFilter, type DeadTarget } from './args.js';
 import { DEFAULT_ENV_FILE, mergeEnv, parseEnvFile } from './envfile.js';
-import { deadLetterJson, hostMatches, redactRedisUrl, logLineMatches, parseLogLine, parseStatusFilter, renderDeadLetters, renderLogLine, renderStatus, templateHost } from './format.js';
+import { deadLetterJson, formatDuration, hostMatches, redactRedisUrl, logLineMatches, parseLogLine, parseStatusFilter, renderDeadLetters, renderLogLine, renderStatus, templateHost } from './format.js';
 import { follow, lastLines } from './logs.js';
 
 /** An error to report on one line and exit with `code`. */
@@ -161,6 +161,24 @@ async function runRedisCommand(cmd: Exclude<Command, { cmd: 'help' } | { cmd: 'l
         r = { matched: m.matched, purged: m.purged };
       }
       out(cmd.json ? JSON.stringify(r) : `Purged ${plural(r.purged, 'dead letter')} (${describeTarget(cmd.target)}).`);
+      return 0;
+    }
+    case 'consumers-prune': {
+      const stale = await inspector.staleConsumers(cmd.minIdleMs);
+      const names = stale.map((c) => c.name);
+      const idle = formatDuration(cmd.minIdleMs);
+      if (!cmd.yes) {
+        if (cmd.json) out(JSON.stringify({ matched: names, deleted: [] }));
+        else for (const c of stale) out(`${c.name}  idle ${formatDuration(c.idleMs)}`);
+        warn(`would delete ${plural(names.length, 'consumer')} holding nothing and idle for ${idle} or more; add --yes to do it`);
+        return 2;
+      }
+      const deleted = await inspector.pruneConsumers(names, cmd.minIdleMs);
+      out(
+        cmd.json
+          ? JSON.stringify({ matched: names, deleted })
+          : `Deleted ${plural(deleted.length, 'consumer')} holding nothing and idle for ${idle} or more${deleted.length ? `: ${deleted.join(', ')}` : ''}.`,
+      );
       return 0;
     }
   }

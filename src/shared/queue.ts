@@ -988,4 +988,39 @@ export class QueueInspector {
   async purge(letters: readonly DeadLetter[]): Promise<number> {
     return this.queue.purgeDeadLetters(letters.map((d) => d.deadId));
   }
+
+  /** Consumers of the group idle for at least `minIdleMs` that hold nothing: what `pruneConsumers` may delete. */
+  async staleConsumers(minIdleMs: number): Promise<ConsumerInfo[]> {
+    const { consumers } = await this.inspect();
+    return consumers.filter((c) => c.pending === 0 && c.idleMs >= minIdleMs);
+  }
+
+  /**
+   * Delete these consumer names from the group, each only if it still holds no entry and is still idle
+   * for `minIdleMs` (checked and deleted in one script, so a worker that came back meanwhile keeps its
+   * name and nothing it holds is ever dropped). Returns the names deleted.
+   */
+  async pruneConsumers(names: readonly string[], minIdleMs: number): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const name of names) {
+      const r = await this.redis.eval(PRUNE_CONSUMER_LUA, 1, this.keys.stream, CONSUMER_GROUP, name, minIdleMs);
+      if (Number(r) === 1) deleted.push(name);
+    }
+    return deleted;
+  }
 }
+
+/** KEYS stream; ARGV group consumer minIdleMs -> 1 deleted, 0 kept (holds entries, active, or gone). */
+const PRUNE_CONSUMER_LUA = `
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] == ARGV[2] then
+    if tonumber(f['pending']) == 0 and tonumber(f['idle']) >= tonumber(ARGV[3]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+      return 1
+    end
+    return 0
+  end
+end
+return 0`;

@@ -365,3 +365,57 @@ describe('postback-ctl dead letters', () => {
     });
   });
 });
+
+describe('postback-ctl consumers prune', () => {
+  let stack: Stack;
+  let env: Record<string, string>;
+  before(async () => {
+    stack = await Stack.start();
+    env = { REDIS_URL: stack.redisServer.url };
+    // Three names a worker could have left behind: one that settled what it read (holds nothing), one
+    // that read an entry and never settled it (a crashed worker's), and the test's live worker.
+    await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/p?n={n}` }, data: [{ n: 1 }] });
+    await stack.receiver.waitFor(1);
+    await stack.stopWorker();
+    const admin = stack.redisServer.client();
+    try {
+      await stack.queue.ensureGroup();
+      const k = stack.queue.keys.stream;
+      await admin.xadd(k, '*', 'x', '[{}]');
+      await admin.xadd(k, '*', 'x', '[{}]');
+      const [[, [[first]]]] = (await admin.xreadgroup('GROUP', 'delivery', 'gone-1', 'COUNT', 1, 'STREAMS', k, '>')) as any;
+      await admin.xack(k, 'delivery', first);
+      await admin.xreadgroup('GROUP', 'delivery', 'crashed-1', 'COUNT', 1, 'STREAMS', k, '>');
+    } finally {
+      admin.disconnect();
+    }
+  });
+  after(() => stack?.stop());
+
+  const names = async () => (JSON.parse((await ctl(['status', '--json'], env)).stdout).consumers as { name: string }[]).map((c) => c.name).sort();
+
+  it('without --yes lists the idle names that hold nothing, deletes nothing, exits 2', async () => {
+    const r = await ctl(['consumers', 'prune', '--idle', '0s', '--json'], env);
+    assert.equal(r.code, 2, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).matched.sort(), ['gone-1', 'test-worker']);
+    assert.match(r.stderr, /would delete 2 consumers .* add --yes/);
+    assert.deepEqual(await names(), ['crashed-1', 'gone-1', 'test-worker']);
+  });
+
+  it('a longer --idle than they have matches none', async () => {
+    const r = await ctl(['consumers', 'prune', '--idle', '1h', '--yes'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Deleted 0 consumers/);
+    assert.deepEqual(await names(), ['crashed-1', 'gone-1', 'test-worker']);
+  });
+
+  it('with --yes deletes them, never the name that holds an entry', async () => {
+    const r = await ctl(['consumers', 'prune', '--idle', '0s', '--yes'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Deleted 2 consumers holding nothing and idle for 0ms or more: (gone-1, test-worker|test-worker, gone-1)\./);
+    assert.deepEqual(await names(), ['crashed-1']);
+    const s = JSON.parse((await ctl(['status', '--json'], env)).stdout);
+    assert.equal(s.inFlight, 1, "the crashed worker's entry is still pending, for XAUTOCLAIM");
+    assert.equal(s.oldestInFlight.consumer, 'crashed-1');
+  });
+});

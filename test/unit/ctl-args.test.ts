@@ -16,6 +16,11 @@ describe('parseCommand', () => {
     [['dead', 'purge', '--all'], { cmd: 'dead-purge', target: { filter: {} }, yes: false, json: false }],
     [['dead', 'purge', '--host', 'h', '--yes'], { cmd: 'dead-purge', target: { filter: { host: 'h' } }, yes: true, json: false }],
     [['dead', 'purge', '1-0', '-y', '--json'], { cmd: 'dead-purge', target: { ids: ['1-0'] }, yes: true, json: true }],
+    [['consumers', 'prune'], { cmd: 'consumers-prune', minIdleMs: 3_600_000, yes: false, json: false }],
+    [['consumers', 'prune', '--idle', '30m', '--yes'], { cmd: 'consumers-prune', minIdleMs: 1_800_000, yes: true, json: false }],
+    [['consumers', 'prune', '--idle', '2d', '-y', '--json'], { cmd: 'consumers-prune', minIdleMs: 172_800_000, yes: true, json: true }],
+    [['consumers', 'prune', '--idle', '90'], { cmd: 'consumers-prune', minIdleMs: 90_000, yes: false, json: false }],
+    [['consumers', 'prune', '--idle', '0s'], { cmd: 'consumers-prune', minIdleMs: 0, yes: false, json: false }],
     [['logs', 'tail'], { cmd: 'logs-tail', lines: 20, follow: false, json: false }],
     [['logs', 'tail', '-f', '-n', '0', '--file', '/tmp/d.log', '--status', '4xx,5xx', '--host', 'h', '--json'], { cmd: 'logs-tail', lines: 0, follow: true, file: '/tmp/d.log', status: '4xx,5xx', host: 'h', json: true }],
   ];
@@ -30,6 +35,7 @@ describe('parseCommand', () => {
     [['dead', '--help'], /^Usage: postback-ctl dead list\|replay\|purge/],
     [['dead', 'list', '-h'], /^Usage: postback-ctl dead list/],
     [['logs', 'tail', '--help'], /^Usage: postback-ctl logs tail/],
+    [['consumers', '--help'], /^Usage: postback-ctl consumers prune/],
   ];
   for (const [argv, want] of help) {
     it(`help: ${argv.join(' ')}`, () => {
@@ -57,6 +63,9 @@ describe('parseCommand', () => {
     [['logs', 'tail', '--status', 'bad'], /bad --status "bad"/],
     [['logs', 'tail', '-n', 'x'], /--lines must be a whole number/],
     [['logs', 'tail', '--file'], /argument missing/],
+    [['consumers'], /"consumers" needs a subcommand/],
+    [['consumers', 'prune', '--idle', '1w'], /--idle must be a duration like 30m/],
+    [['consumers', 'prune', '--idle=-5m'], /--idle must be a duration/],
   ];
   for (const [argv, want] of bad) {
     it(`usage error: ${argv.join(' ') || '(nothing)'}`, () => {
@@ -70,6 +79,6 @@ describe('parseCommand', () => {
   }
 
   it('the usage names every command', () => {
-    for (const c of ['status', 'dead list', 'dead replay', 'dead purge', 'logs tail']) assert.ok(USAGE.includes(`  ${c}`), c);
+    for (const c of ['status', 'dead list', 'dead replay', 'dead purge', 'logs tail', 'consumers prune']) assert.ok(USAGE.includes(`  ${c}`), c);
   });
 });
