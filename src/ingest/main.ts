@@ -84,16 +84,22 @@ function main(): void {
     stats?.start();
     publisher.start();
     logger.info('ingest listening', { event: 'ingest_listening', address: addr });
-    // Ready once Redis answers, or after 5 s anyway: ingest up with Redis down answers 503 and /health
-    // says why, which beats a process pm2 keeps waiting for.
-    const readyTimer = setTimeout(signalReady, 5000);
-    redis.ping().then(
-      () => {
-        clearTimeout(readyTimer);
-        signalReady();
-      },
-      () => {},
-    );
+    // Ready (for pm2's wait_ready) once the Redis connection is up, or after 5 s anyway: ingest up with
+    // Redis down answers 503 and /health says why, which beats a process pm2 keeps waiting for.
+    // Until then requests get 503 (no offline queue), so `ingest_ready` is what tests and people wait for.
+    let signalled = false;
+    const ready = () => {
+      if (!signalled) signalReady();
+      signalled = true;
+    };
+    const readyTimer = setTimeout(ready, 5000);
+    const onRedisReady = () => {
+      clearTimeout(readyTimer);
+      logger.info('ingest ready: Redis answers', { event: 'ingest_ready' });
+      ready();
+    };
+    if (redis.status === 'ready') onRedisReady();
+    else redis.once('ready', onRedisReady);
   });
   server.on('error', (err) => {
     logger.error('cannot listen', { event: 'ingest_listen_failed', err });

@@ -62,7 +62,7 @@ describe('dashboard in headless chromium', () => {
     const port = await freePort();
     ingest = AppProcess.start('ingest', { ...ENV, REDIS_URL: redis.url, INGEST_PORT: String(port) });
     worker = AppProcess.start('delivery', { ...ENV, REDIS_URL: redis.url, DELIVERY_CONSUMER_NAME: 'e2e' });
-    await Promise.all([ingest.waitForEvent('ingest_listening'), worker.waitForEvent('worker_started')]);
+    await Promise.all([ingest.waitForEvent('ingest_ready'), worker.waitForEvent('worker_started')]);
     nginx = await Nginx.start({ upstreamPorts: [port] });
 
     for (let r = 0; r < GOOD_REQUESTS; r++) {

@@ -189,7 +189,7 @@ describe('Redis stopped, killed and restarted mid-stream (AOF on)', () => {
     const worker = AppProcess.start('delivery', { ...WORKER_ENV, REDIS_URL: redisServer.url, DELIVERY_CONSUMER_NAME: 'redis-fault' });
     let clients: PostingClients | undefined;
     try {
-      await ingestProc.waitForEvent('ingest_listening');
+      await ingestProc.waitForEvent('ingest_ready');
       await worker.waitForEvent('worker_started');
       clients = new PostingClients(`http://127.0.0.1:${port}/i`, receiver.base);
 
@@ -230,7 +230,7 @@ describe('ingest SIGTERM', () => {
     const port = await freePort();
     const ingestProc = AppProcess.start('ingest', { REDIS_URL: redisServer.url, INGEST_PORT: String(port) });
     try {
-      await ingestProc.waitForEvent('ingest_listening');
+      await ingestProc.waitForEvent('ingest_ready');
       const body = JSON.stringify({ endpoint: { method: 'GET', url: 'http://127.0.0.1:9/x?a={a}' }, data: [{ a: 1 }, { a: 2 }, { a: 3 }] });
       // Send the headers and half the body, then SIGTERM, then the rest: the request must still succeed.
       const { default: net } = await import('node:net');

@@ -54,7 +54,7 @@ describe('Redis failover under Sentinel', () => {
         DELIVERY_MAINTENANCE_INTERVAL_MS: '200',
         DELIVERY_BLOCK_MS: '500',
       });
-      await ingest.waitForEvent('ingest_listening');
+      await ingest.waitForEvent('ingest_ready');
       await worker.waitForEvent('worker_started');
       clients = new PostingClients(`http://127.0.0.1:${port}/i`, receiver.base);
       await clients.waitAcknowledged(2000);

@@ -50,7 +50,7 @@ describe('metrics and statistics across processes', () => {
     for (let i = 0; i < 2; i++) {
       workers.push(AppProcess.start('delivery', { ...ENV, REDIS_URL: redis.url, NODE_APP_INSTANCE: String(i), DELIVERY_CONSUMER_NAME: `w${i}` }));
     }
-    await Promise.all([...ingest.map((p) => p.waitForEvent('ingest_listening')), ...workers.map((p) => p.waitForEvent('worker_started'))]);
+    await Promise.all([...ingest.map((p) => p.waitForEvent('ingest_ready')), ...workers.map((p) => p.waitForEvent('worker_started'))]);
     nginx = await Nginx.start({ upstreamPorts: ports });
     denied = await Nginx.start({ upstreamPorts: ports, monitoringAccess: 'deny 127.0.0.1;\n' });
     // Every request to the first ingest only.

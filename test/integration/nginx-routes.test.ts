@@ -21,7 +21,7 @@ describe('nginx routes to ingest', () => {
     redis = await RedisServer.start();
     const port = await freePort();
     ingest = AppProcess.start('ingest', { REDIS_URL: redis.url, INGEST_PORT: String(port) });
-    await ingest.waitForEvent('ingest_listening');
+    await ingest.waitForEvent('ingest_ready');
     nginx = await Nginx.start({ upstreamPorts: [port] });
   });
 

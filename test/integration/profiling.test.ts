@@ -21,7 +21,7 @@ describe('CPU profile on SIGUSR2', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'pb-profiles-'));
     port = await freePort();
     ingest = AppProcess.start('ingest', { REDIS_URL: redis.url, INGEST_PORT: String(port), PROFILE_DIR: dir, PROFILE_CPU_SECONDS: '1' });
-    await ingest.waitForEvent('ingest_listening');
+    await ingest.waitForEvent('ingest_ready');
   });
 
   after(async () => {
