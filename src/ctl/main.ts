@@ -170,14 +170,14 @@ async function runRedisCommand(cmd: Exclude<Command, { cmd: 'help' } | { cmd: 'l
       if (!cmd.yes) {
         if (cmd.json) out(JSON.stringify({ matched: names, deleted: [] }));
         else for (const c of stale) out(`${c.name}  idle ${formatDuration(c.idleMs)}`);
-        warn(`would delete ${plural(names.length, 'consumer')} holding nothing and idle for ${idle} or more; add --yes to do it`);
+        warn(`would delete ${plural(names.length, 'consumer')} holding nothing, with no live worker, and idle for ${idle} or more; add --yes to do it`);
         return 2;
       }
       const deleted = await inspector.pruneConsumers(names, cmd.minIdleMs);
       out(
         cmd.json
           ? JSON.stringify({ matched: names, deleted })
-          : `Deleted ${plural(deleted.length, 'consumer')} holding nothing and idle for ${idle} or more${deleted.length ? `: ${deleted.join(', ')}` : ''}.`,
+          : `Deleted ${plural(deleted.length, 'consumer')} holding nothing, with no live worker, and idle for ${idle} or more${deleted.length ? `: ${deleted.join(', ')}` : ''}.`,
       );
       return 0;
     }

@@ -7,7 +7,8 @@ import { createLogger } from '../shared/logger.js';
 import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
 import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
-import { MetricsPublisher, createIngestMetrics, ingestInstanceName } from '../shared/metrics.js';
+import { MetricsExchange, createIngestMetrics, ingestInstanceName } from '../shared/metrics.js';
+import { statsKeys } from '../shared/queue.js';
 import { profileOnSignal } from '../shared/profiling.js';
 import { StatsRecorder, statsOptionsFrom } from '../shared/stats.js';
 import { createIngestApp } from './app.js';
@@ -35,11 +36,15 @@ function main(): void {
     // Leave room inside the command timeout for the enqueue itself.
     replicaTimeoutMs: Math.max(10, Math.floor(config.ingestRedisTimeoutMs / 2)),
   });
-  // Monitoring: this process's metrics (published to Redis for whichever instance answers /metrics)
-  // and statistics (counted here, flushed to Redis in one pipeline per interval).
+  // Monitoring: this process's metrics (given to whichever instance answers /metrics when it asks,
+  // over pub/sub) and statistics (counted here, flushed to Redis in one pipeline per interval).
   const instanceName = ingestInstanceName(config.instance);
   const metrics = createIngestMetrics(instanceName);
-  const publisher = new MetricsPublisher(redis, config.queuePrefix, instanceName, metrics.registry, config.metricsPushIntervalMs);
+  const subscriber = createRedis(config.redisUrl, 'subscriber');
+  subscriber.on('error', () => {
+    /* the main connection logs Redis trouble */
+  });
+  const exchange = new MetricsExchange(redis, subscriber, config.queuePrefix, instanceName, metrics.registry);
   // Ingest samples the queue's depth too, so the dashboard still shows the backlog when every delivery
   // worker is down, which is when it matters most.
   const stats = config.statsEnabled
@@ -58,12 +63,12 @@ function main(): void {
     },
     monitoring: {
       metrics,
-      instanceName,
+      exchange,
       ...(stats ? { stats } : {}),
       redis,
       queue,
       prefix: config.queuePrefix,
-      metricsFreshMs: config.metricsPushIntervalMs * 3,
+      metricsCollectTimeoutMs: config.metricsCollectTimeoutMs,
       statsMaxWindowS: config.statsCoarseRetentionS,
       dashboardDir: defaultDashboardDir(),
     },
@@ -82,7 +87,7 @@ function main(): void {
   server.listen(config.ingestPort, config.ingestHost, () => {
     const addr = server.address();
     stats?.start();
-    publisher.start();
+    void exchange.start();
     logger.info('ingest listening', { event: 'ingest_listening', address: addr });
     // Ready (for pm2's wait_ready) once the Redis connection is up, or after 5 s anyway: ingest up with
     // Redis down answers 503 and /health says why, which beats a process pm2 keeps waiting for.
@@ -95,6 +100,8 @@ function main(): void {
     const readyTimer = setTimeout(ready, 5000);
     const onRedisReady = () => {
       clearTimeout(readyTimer);
+      // Earlier releases pushed metrics snapshots into this hash; nothing reads it any more.
+      redis.del(statsKeys(config.queuePrefix).legacyMetrics).catch(() => undefined);
       logger.info('ingest ready: Redis answers', { event: 'ingest_ready' });
       ready();
     };
@@ -115,7 +122,7 @@ function main(): void {
         server.closeIdleConnections();
       });
       await stats?.stop();
-      await publisher.stop();
+      await exchange.stop();
       await redis.quit().catch(() => redis.disconnect());
     },
     8000,

@@ -16,7 +16,9 @@
  *   pb:st:10:<s>    hash        10-second statistics bucket starting at <s> (s since the epoch)
  *   pb:st:60:<s>    hash        1-minute statistics bucket
  *   pb:sth:<s>      hash        per endpoint host statistics, 1-minute bucket
- *   pb:metrics      hash        process name -> its latest Prometheus metrics snapshot (JSON)
+ *   pb:stq          hash        the last queue sample written (live, retry, dead, at ms)
+ *   pb:hb:<name>    string      a delivery worker's heartbeat (ms), expiring: the worker is alive while it exists
+ * and pub/sub channels (nothing stored, nothing in the AOF): pb:metrics:req, pb:metrics:rep:<process>.
  *
  * Encoding, chosen so few bytes cross Redis per postback: a request becomes ONE stream entry holding
  * its endpoint as a 12-character template id and all its data objects as one compact JSON array, as
@@ -79,17 +81,26 @@ export interface StatsKeys {
   bucket(widthS: number, startS: number): string;
   /** Hash of per endpoint host statistics, 1-minute bucket starting at `startS`. */
   hosts(startS: number): string;
-  /** Hash: process name -> its latest metrics snapshot. */
-  readonly metrics: string;
+  /** Hash: the last queue sample written (live, retry, dead, at): samplers write only when it changes. */
+  readonly queueSample: string;
+  /** Pub/sub channel (nothing stored): requests for every process's metrics, from the ingest answering /metrics. */
+  readonly metricsRequests: string;
+  /** Pub/sub channel on which the process named `name` gathers replies to its metrics requests. */
+  metricsReplies(name: string): string;
+  /** Hash of metrics snapshots that processes of earlier releases pushed; deleted by ingest at start. */
+  readonly legacyMetrics: string;
 }
 
-const STATS_KEY_SUFFIXES = { bucket: 'st', hosts: 'sth', metrics: 'metrics' } as const;
+const STATS_KEY_SUFFIXES = { bucket: 'st', hosts: 'sth', queueSample: 'stq', metrics: 'metrics' } as const;
 
 export function statsKeys(prefix: string): StatsKeys {
   return {
     bucket: (widthS, startS) => `${prefix}:${STATS_KEY_SUFFIXES.bucket}:${widthS}:${startS}`,
     hosts: (startS) => `${prefix}:${STATS_KEY_SUFFIXES.hosts}:${startS}`,
-    metrics: `${prefix}:${STATS_KEY_SUFFIXES.metrics}`,
+    queueSample: `${prefix}:${STATS_KEY_SUFFIXES.queueSample}`,
+    metricsRequests: `${prefix}:${STATS_KEY_SUFFIXES.metrics}:req`,
+    metricsReplies: (name) => `${prefix}:${STATS_KEY_SUFFIXES.metrics}:rep:${name}`,
+    legacyMetrics: `${prefix}:${STATS_KEY_SUFFIXES.metrics}`,
   };
 }
 
@@ -751,6 +762,11 @@ export interface ConsumerInfo {
   readonly idleMs: number;
   /** Since its last successful interaction, ms (Redis 7.2+; undefined before). */
   readonly inactiveMs?: number;
+  /**
+   * Age of its worker's heartbeat, ms; undefined when there is none, i.e. no worker of that name has
+   * run for three DELIVERY_HEARTBEAT_INTERVAL_MS. The one sign of life that means the same on every Redis.
+   */
+  readonly heartbeatAgeMs?: number;
 }
 
 /** The queue at a glance: what `postback-ctl status` shows. */
@@ -848,6 +864,13 @@ export class QueueInspector {
           ...(f.inactive !== undefined && Number(f.inactive) >= 0 ? { inactiveMs: Number(f.inactive) } : {}),
         };
       });
+      if (consumers.length) {
+        const beats = await this.redis.mget(...consumers.map((c) => heartbeatKey(this.prefix, c.name)));
+        consumers = consumers.map((c, i) => {
+          const at = beats[i] == null ? NaN : Number(beats[i]);
+          return Number.isFinite(at) ? { ...c, heartbeatAgeMs: Math.max(0, now - at) } : c;
+        });
+      }
       // XPENDING's extended form, first row: the oldest entry held, by whom, and since when untouched.
       const first = (await this.redis.xpending(k.stream, CONSUMER_GROUP, '-', '+', 1)) as unknown[][];
       const row = first[0];
@@ -989,29 +1012,33 @@ export class QueueInspector {
     return this.queue.purgeDeadLetters(letters.map((d) => d.deadId));
   }
 
-  /** Consumers of the group idle for at least `minIdleMs` that hold nothing: what `pruneConsumers` may delete. */
+  /**
+   * Consumers of the group that hold nothing, have no live worker (no heartbeat) and have been idle for
+   * at least `minIdleMs`: what `pruneConsumers` may delete.
+   */
   async staleConsumers(minIdleMs: number): Promise<ConsumerInfo[]> {
     const { consumers } = await this.inspect();
-    return consumers.filter((c) => c.pending === 0 && c.idleMs >= minIdleMs);
+    return consumers.filter((c) => c.pending === 0 && c.heartbeatAgeMs === undefined && c.idleMs >= minIdleMs);
   }
 
   /**
-   * Delete these consumer names from the group, each only if it still holds no entry and is still idle
-   * for `minIdleMs` (checked and deleted in one script, so a worker that came back meanwhile keeps its
-   * name and nothing it holds is ever dropped). Returns the names deleted.
+   * Delete these consumer names from the group, each only if it still holds no entry, has no heartbeat
+   * and is still idle for `minIdleMs` (checked and deleted in one script, so a worker that came back
+   * meanwhile keeps its name and nothing it holds is ever dropped). Returns the names deleted.
    */
   async pruneConsumers(names: readonly string[], minIdleMs: number): Promise<string[]> {
     const deleted: string[] = [];
     for (const name of names) {
-      const r = await this.redis.eval(PRUNE_CONSUMER_LUA, 1, this.keys.stream, CONSUMER_GROUP, name, minIdleMs);
+      const r = await this.redis.eval(PRUNE_CONSUMER_LUA, 2, this.keys.stream, heartbeatKey(this.prefix, name), CONSUMER_GROUP, name, minIdleMs);
       if (Number(r) === 1) deleted.push(name);
     }
     return deleted;
   }
 }
 
-/** KEYS stream; ARGV group consumer minIdleMs -> 1 deleted, 0 kept (holds entries, active, or gone). */
+/** KEYS stream heartbeat; ARGV group consumer minIdleMs -> 1 deleted, 0 kept (alive, holds entries, active, or gone). */
 const PRUNE_CONSUMER_LUA = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   local f = {}
   for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
@@ -1024,3 +1051,54 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   end
 end
 return 0`;
+
+// ==========================================================================================
+// Worker liveness: a heartbeat key per delivery worker, written by the worker, read by the CLI.
+// XINFO CONSUMERS cannot say whether a worker is alive on every Redis: on 7.0 (Debian 12's) a
+// blocking XREADGROUP that returns nothing does not reset a consumer's idle time, so a live worker
+// with no traffic looks idle for ever; on 7.2+ every read resets it. The heartbeat means the same
+// everywhere. One small expiring key per worker, written every DELIVERY_HEARTBEAT_INTERVAL_MS (about
+// 80 bytes of AOF each time), deleted when the worker stops cleanly.
+// ==========================================================================================
+
+/** pb:hb:<consumer>: the time (ms) of the worker's last heartbeat; expires after three intervals. */
+export function heartbeatKey(prefix: string, consumer: string): string {
+  return `${prefix}:hb:${consumer}`;
+}
+
+/** How many heartbeat intervals a heartbeat lives: a worker missing two in a row is still alive. */
+export const HEARTBEAT_LIFETIME_INTERVALS = 3;
+
+export class WorkerHeartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly key: string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    readonly consumer: string,
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.key = heartbeatKey(prefix, consumer);
+  }
+
+  /** Beat now, then every interval. */
+  async start(): Promise<void> {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.beat().catch(() => undefined), this.intervalMs);
+    this.timer.unref();
+    await this.beat().catch(() => undefined);
+  }
+
+  beat(): Promise<unknown> {
+    return this.redis.set(this.key, String(this.now()), 'PX', this.intervalMs * HEARTBEAT_LIFETIME_INTERVALS);
+  }
+
+  /** A worker that stops cleanly is not alive any more: say so at once. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.redis.del(this.key).catch(() => undefined);
+  }
+}

@@ -214,7 +214,7 @@ describe('renderStatus', () => {
     templates: 2,
     groupExists: true,
     consumers: [
-      { name: 'web1-0', pending: 2, idleMs: 300, inactiveMs: 300 },
+      { name: 'web1-0', pending: 2, idleMs: 300, inactiveMs: 300, heartbeatAgeMs: 4_200 },
       { name: 'web1-1', pending: 0, idleMs: 62_000 },
     ],
   };
@@ -232,9 +232,9 @@ describe('renderStatus', () => {
         '  templates             2',
         '',
         'Consumers  (group delivery, 2)',
-        '  NAME    PENDING   IDLE  INACTIVE',
-        '  web1-0        2  300ms     300ms',
-        '  web1-1        0  1m02s         -',
+        '  NAME    ALIVE          PENDING   IDLE  INACTIVE',
+        '  web1-0  yes, 4.2s ago        2  300ms     300ms',
+        '  web1-1  no                   0  1m02s         -',
       ].join('\n'),
     );
   });
