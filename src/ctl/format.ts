@@ -111,6 +111,14 @@ export function parseLogLine(line: string): LogRecord | undefined {
   }
 }
 
+/**
+ * Lines pm2 itself wrote into an app's log: `Reloading log...` after `pm2 reloadLogs` in cluster mode
+ * (the apps drop it since this release; files written before may hold it). `logs tail` skips them.
+ */
+export function isPm2Noise(line: string): boolean {
+  return line.trim() === 'Reloading log...';
+}
+
 const OUTCOME: Record<string, string> = {
   delivery_succeeded: 'OK',
   delivery_retry_scheduled: 'RETRY',

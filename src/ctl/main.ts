@@ -17,7 +17,7 @@ import { QueueInspector, type DeadLetter, type DeadLetterMatch } from '../shared
 import { createRedis } from '../shared/redis.js';
 import { parseCommand, UsageError, type Command, type DeadFilter, type DeadTarget } from './args.js';
 import { DEFAULT_ENV_FILE, mergeEnv, parseEnvFile } from './envfile.js';
-import { deadLetterJson, formatDuration, hostMatches, redactRedisUrl, logLineMatches, parseLogLine, parseStatusFilter, renderDeadLetters, renderLogLine, renderStatus, templateHost } from './format.js';
+import { deadLetterJson, formatDuration, hostMatches, isPm2Noise, redactRedisUrl, logLineMatches, parseLogLine, parseStatusFilter, renderDeadLetters, renderLogLine, renderStatus, templateHost } from './format.js';
 import { follow, lastLines } from './logs.js';
 
 /** An error to report on one line and exit with `code`. */
@@ -190,7 +190,7 @@ async function tailLogs(cmd: Extract<Command, { cmd: 'logs-tail' }>, config: Con
     ...(cmd.status !== undefined ? { status: parseStatusFilter(cmd.status) } : {}),
     ...(cmd.host !== undefined ? { host: cmd.host } : {}),
   };
-  const keep = (line: string) => line.trim() !== '' && logLineMatches(parseLogLine(line), filter);
+  const keep = (line: string) => line.trim() !== '' && !isPm2Noise(line) && logLineMatches(parseLogLine(line), filter);
   const print = (line: string) => out(cmd.json ? line : renderLogLine(line));
   let end = 0;
   try {

@@ -3,7 +3,7 @@
  * bad setting), connects to Redis, and delivers until SIGINT/SIGTERM.
  */
 import { createLogger } from '../shared/logger.js';
-import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
+import { dropPm2LogReloadLine, loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
 import { Queue, WorkerHeartbeat } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
 import { MetricsExchange, createDeliveryMetrics, serveRegistry } from '../shared/metrics.js';
@@ -14,6 +14,7 @@ import { monitoringObserver } from './observe.js';
 import { DeliveryWorker } from './worker.js';
 
 async function main(): Promise<void> {
+  dropPm2LogReloadLine();
   const config = loadConfigOrExit('delivery');
   const logger = createLogger('delivery', config.logLevel);
   const redis = createRedis(config.redisUrl, 'worker');

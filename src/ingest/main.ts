@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { createLogger } from '../shared/logger.js';
-import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
+import { dropPm2LogReloadLine, loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
 import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
 import { MetricsExchange, createIngestMetrics, ingestInstanceName } from '../shared/metrics.js';
@@ -15,6 +15,7 @@ import { createIngestApp } from './app.js';
 import { defaultDashboardDir } from './monitoring.js';
 
 function main(): void {
+  dropPm2LogReloadLine();
   const config = loadConfigOrExit('ingest');
   const logger = createLogger('ingest', config.logLevel);
   const redis = createRedis(config.redisUrl, 'ingest', config.ingestRedisTimeoutMs);

@@ -12,6 +12,7 @@ import {
   renderDeadLetters,
   renderLogLine,
   renderStatus,
+  isPm2Noise,
   templateHost,
 } from '../../src/ctl/format.js';
 import type { DeadLetter, QueueInspection } from '../../src/shared/queue.js';
@@ -283,4 +284,15 @@ describe('renderDeadLetters', () => {
     assert.deepEqual(j.data, { key: 'Phyllobates', note: 'a\nb' });
     assert.equal(deadLetterJson({ ...letter, data: 'not json' }).data, 'not json');
   });
+});
+
+describe('isPm2Noise', () => {
+  const cases: [string, boolean][] = [
+    ['Reloading log...', true],
+    ['Reloading log...\r', true],
+    ['{"event":"ingest_ready"}', false],
+    ['Reloading logs for process id 0', false],
+    ['Error: something pm2 caught on stderr', false],
+  ];
+  for (const [line, want] of cases) it(JSON.stringify(line), () => assert.equal(isPm2Noise(line), want));
 });
