@@ -13,8 +13,9 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Redis } from 'ioredis';
 import { createIngestApp } from '../../src/ingest/app.js';
+import { deliveryLimitsFrom } from '../../src/ingest/schemas.js';
 import { defaultDashboardDir } from '../../src/ingest/monitoring.js';
-import { createDeliverer, type Deliverer } from '../../src/delivery/deliver.js';
+import { createDeliverer, type AttemptOutcome, type Deliverer, type DeliveryRequest } from '../../src/delivery/deliver.js';
 import { DeliveryWorker, type WorkerObserver } from '../../src/delivery/worker.js';
 import { monitoringObserver } from '../../src/delivery/observe.js';
 import { createDeliveryMetrics, createIngestMetrics, type DeliveryMetrics, type IngestMetrics } from '../../src/shared/metrics.js';
@@ -47,7 +48,14 @@ export interface StackOptions {
   readonly monitoring?: boolean;
 }
 
+/**
+ * The tests' partners listen on loopback, which the destination policy refuses by default
+ * (docs/security.md): the tests allow it, as an operator allows a partner's network.
+ */
+export const LOOPBACK_NETWORKS = '127.0.0.0/8,::1/128';
+
 export const TEST_ENV: Record<string, string> = {
+  DELIVERY_ALLOW_NETWORKS: LOOPBACK_NETWORKS,
   DELIVERY_BACKOFF_BASE_MS: '20',
   DELIVERY_BACKOFF_MAX_MS: '200',
   DELIVERY_BLOCK_MS: '100',
@@ -102,6 +110,7 @@ export class Stack {
         maxBodyBytes: config.ingestMaxBodyBytes,
         maxDataItems: config.ingestMaxDataItems,
         maxUrlLength: config.ingestMaxUrlLength,
+        delivery: deliveryLimitsFrom(config),
       },
       ...(this.ingestMetrics
         ? {
@@ -183,7 +192,8 @@ export class Stack {
     return this.receiver.base;
   }
 
-  async startWorker(): Promise<DeliveryWorker> {
+  /** Starts the worker; `wrapDeliver` may wrap its deliverer (to make it fail in ways real partners cannot). */
+  async startWorker(options: { wrapDeliver?: (deliver: Deliverer) => (req: DeliveryRequest) => Promise<AttemptOutcome> } = {}): Promise<DeliveryWorker> {
     this.workerRedis.on('error', () => {});
     const blocking = createRedis(this.config.redisUrl, 'blocking');
     blocking.on('error', () => {});
@@ -196,6 +206,7 @@ export class Stack {
       client: this.config.deliveryHttpClient,
       userAgent: this.config.deliveryUserAgent,
       maxSockets: this.config.deliveryConcurrency,
+      policy: this.config.destinationPolicy,
       ...(pinned ? { agents: { http: pinned, https: new https.Agent() } } : {}),
     });
     const queue = new Queue(this.workerRedis, {
@@ -223,12 +234,14 @@ export class Stack {
           }
         : mine;
     }
+    const deliverer = this.deliverer;
+    const deliver = options.wrapDeliver ? Object.assign(options.wrapDeliver(deliverer), { close: () => deliverer.close() }) : deliverer;
     this.worker = new DeliveryWorker({
       config: this.config,
       queue,
       blocking,
       logger: this.logger,
-      deliver: this.deliverer,
+      deliver,
       ...(observer ? { observer } : {}),
     });
     await this.worker.start();
