@@ -14,6 +14,7 @@ import winston from 'winston';
 import type { Redis } from 'ioredis';
 import { createIngestApp } from '../../src/ingest/app.js';
 import { deliveryLimitsFrom } from '../../src/ingest/schemas.js';
+import { RedisMemoryWatch } from '../../src/ingest/memory-watch.js';
 import { defaultDashboardDir } from '../../src/ingest/monitoring.js';
 import { createDeliverer, type AttemptOutcome, type Deliverer, type DeliveryRequest } from '../../src/delivery/deliver.js';
 import { DeliveryWorker, type WorkerObserver } from '../../src/delivery/worker.js';
@@ -81,6 +82,8 @@ export class Stack {
   private blocking: Redis | undefined;
   private readonly workerRedis: Redis;
   private readonly server: http.Server;
+  /** Ingest's sampling of Redis's memory, as in main.ts (refuses above QUEUE_MAX_MEMORY_PERCENT of maxmemory). */
+  readonly memory: RedisMemoryWatch;
   ingestMetrics: IngestMetrics | undefined;
   ingestStats: StatsRecorder | undefined;
   deliveryMetrics: DeliveryMetrics | undefined;
@@ -102,7 +105,14 @@ export class Stack {
       this.ingestMetrics = createIngestMetrics('test-ingest');
       this.ingestStats = this.statsRecorder(ingestRedis);
     }
+    this.memory = new RedisMemoryWatch(ingestRedis, {
+      percent: config.queueMaxMemoryPercent,
+      intervalMs: config.queueMemorySampleIntervalMs,
+      logger,
+    });
+    this.memory.start();
     const app = createIngestApp({
+      memory: this.memory,
       queue,
       redis: ingestRedis,
       logger,
@@ -289,6 +299,7 @@ export class Stack {
 
   async stop(): Promise<void> {
     await this.stopWorker();
+    this.memory.stop();
     await this.ingestStats?.stop();
     await this.workerStats?.stop();
     this.server.closeAllConnections();
