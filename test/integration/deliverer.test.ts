@@ -522,6 +522,15 @@ describe('destination policy, both clients: refused where the connection is made
     assert.equal(forbiddenRequests, 0, '...and was cut off before sending its request');
   });
 
+  it('over HTTPS too: a literal and a name resolving to loopback are refused before any TLS', async () => {
+    forbiddenConnections = 0;
+    for (const url of [`https://127.0.0.1:${forbiddenPort}/x`, `https://localhost:${forbiddenPort}/x`, `https://[::1]:${forbiddenPort}/x`]) {
+      const out = await attempt(only127002, url);
+      for (const client of clients) assertForbidden(out[client]!, `${client} ${url}`, /loopback/);
+    }
+    assert.equal(forbiddenConnections, 0);
+  });
+
   it('ports outside DELIVERY_ALLOW_PORTS are refused, port 0 always', async () => {
     const p = createDestinationPolicy({ allowNetworks: '127.0.0.0/8', allowPorts: '80,443' });
     const out = await attempt(p, `http://127.0.0.2:${allowedPort}/x`);
