@@ -104,6 +104,9 @@ all:
           npm_config_cafile: /etc/ssl/certs/ca-certificates.crt
         pm2_ingest_instances: 2
         pm2_delivery_instances: 2
+        # The partner endpoint is at a private or loopback address, which deliveries may not reach
+        # unless allowed (docs/security.md).
+        app_delivery_allow_networks: "$PARTNER/32"
 INV
 }
 

@@ -9,18 +9,20 @@ import { KEYS_LUA } from './keys.js';
 /**
  * KEYS stream; ARGV tplId count maxLive dataArrayJson [tplText]
  * -> entry id | 0 (template unknown: resend with its text) | live+1 (full)
+ * The limit is checked before anything is written: a refused request leaves nothing behind.
+ * Not allow-oom: at maxmemory Redis refuses it before it runs (ingest answers 503 ERR_QUEUE_FULL).
  */
 const ENQUEUE_BODY = `
 local tid = ARGV[1]
 local n = tonumber(ARGV[2])
-if redis.call('HEXISTS', K_templates, tid) == 0 then
-  if not ARGV[5] then return 0 end
-  redis.call('HSET', K_templates, tid, ARGV[5])
-end
 local maxLive = tonumber(ARGV[3])
 if maxLive > 0 then
   local live = tonumber(redis.call('GET', K_live) or '0')
   if live + n > maxLive then return live + 1 end
+end
+if redis.call('HEXISTS', K_templates, tid) == 0 then
+  if not ARGV[5] then return 0 end
+  redis.call('HSET', K_templates, tid, ARGV[5])
 end
 redis.call('HINCRBY', K_templateRefs, tid, n)
 redis.call('ZREM', K_templateGc, tid)
@@ -86,16 +88,42 @@ return settled`;
  * so processes of two releases each call their own during a deploy. Redis persists and replicates
  * loaded functions; a Redis that has none (new, or FUNCTION FLUSH) gets the library on first use, and
  * a Redis without functions (< 7) gets the same code as EVALSHA scripts.
+ *
+ * Settle is flagged `allow-oom`: a full Redis (used_memory above maxmemory, noeviction) refuses every
+ * function and script not so flagged before it runs, and settling is what frees memory (it deletes the
+ * settled entries). Without it, a worker at the limit delivers postbacks it cannot settle and delivers
+ * them again later. Its retries and dead letters move postbacks rather than add them.
  */
 const HOT_BODIES = { enqueue: ENQUEUE_BODY, settle: SETTLE_BODY } as const;
 type HotName = keyof typeof HOT_BODIES;
-const LIBRARY_VERSION = createHash('sha1').update(KEYS_LUA + ENQUEUE_BODY + SETTLE_BODY).digest('hex').slice(0, 6);
+const HOT_FLAGS: Record<HotName, string> = { enqueue: '', settle: `, flags={'allow-oom'}` };
+const LIBRARY_VERSION = createHash('sha1')
+  .update(KEYS_LUA + ENQUEUE_BODY + SETTLE_BODY + HOT_FLAGS.enqueue + HOT_FLAGS.settle)
+  .digest('hex')
+  .slice(0, 6);
 export const FUNCTION_NAMES: Record<HotName, string> = { enqueue: `pbe_${LIBRARY_VERSION}`, settle: `pbs_${LIBRARY_VERSION}` };
 export const FUNCTION_LIBRARY =
   `#!lua name=postback_${LIBRARY_VERSION}\n` +
   (Object.entries(HOT_BODIES) as [HotName, string][])
-    .map(([name, body]) => `redis.register_function('${FUNCTION_NAMES[name]}', function(KEYS, ARGV)\n${KEYS_LUA}${body}\nend)`)
+    .map(
+      ([name, body]) =>
+        `redis.register_function{function_name='${FUNCTION_NAMES[name]}', callback=function(KEYS, ARGV)\n${KEYS_LUA}${body}\nend${HOT_FLAGS[name]}}`,
+    )
     .join('\n');
+
+/**
+ * Redis 7 script flags (a shebang line): `allow-oom` lets a script run, and write, while Redis is at
+ * maxmemory. Used for the scripts that keep the queue draining at the limit, and only after Redis
+ * answered OOM to the plain version, so a Redis older than 7 (no shebang) never sees them.
+ */
+const ALLOW_OOM = '#!lua flags=allow-oom\n';
+
+/** XGROUP CREATE ... MKSTREAM, which a full Redis refuses as a plain command. KEYS stream; ARGV group -> 1 | 0 (existed) */
+const CREATE_GROUP_LUA = `
+local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+if ok then return 1 end
+if string.find(tostring(err), 'BUSYGROUP', 1, true) then return 0 end
+return redis.error_reply(tostring(err))`;
 
 /** Move due retries back into the stream, one entry each. KEYS stream; ARGV now limit -> count moved */
 const PROMOTE_LUA = KEYS_LUA + `
@@ -140,7 +168,7 @@ for _, tid in ipairs(ids) do
 end
 return n`;
 
-type ScriptName = 'pbEnqueue' | 'pbSettle' | 'pbPromote' | 'pbReplay' | 'pbCollect';
+type ScriptName = 'pbEnqueue' | 'pbSettle' | 'pbPromote' | 'pbReplay' | 'pbCollect' | 'pbSettleOom' | 'pbPromoteOom' | 'pbCreateGroupOom';
 
 const SCRIPTS: Record<ScriptName, { keys: number; lua: string }> = {
   pbEnqueue: { keys: 1, lua: KEYS_LUA + ENQUEUE_BODY },
@@ -148,7 +176,16 @@ const SCRIPTS: Record<ScriptName, { keys: number; lua: string }> = {
   pbPromote: { keys: 1, lua: PROMOTE_LUA },
   pbReplay: { keys: 1, lua: REPLAY_LUA },
   pbCollect: { keys: 1, lua: COLLECT_LUA },
+  // The same code, flagged allow-oom: what keeps the queue draining while Redis is full (Redis 7).
+  pbSettleOom: { keys: 1, lua: ALLOW_OOM + KEYS_LUA + SETTLE_BODY },
+  pbPromoteOom: { keys: 1, lua: ALLOW_OOM + PROMOTE_LUA },
+  pbCreateGroupOom: { keys: 1, lua: ALLOW_OOM + CREATE_GROUP_LUA },
 };
+
+/** Redis refused a command or script because used_memory is above maxmemory. */
+export function isOomError(err: unknown): boolean {
+  return err instanceof Error && /^OOM /.test(err.message);
+}
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -183,7 +220,14 @@ export class ScriptRunner {
       } catch (err) {
         const message = err instanceof Error ? err.message : '';
         if (/Function not found/i.test(message)) {
-          await this.loadFunctions();
+          try {
+            await this.loadFunctions();
+          } catch (loadErr) {
+            // A full Redis refuses FUNCTION LOAD too (a new release, or functions flushed, at the limit):
+            // settle as a script flagged allow-oom meanwhile; enqueue is refused anyway.
+            if (name === 'settle' && isOomError(loadErr)) return await this.scripts.pbSettleOom(this.streamKey, ...args);
+            throw loadErr;
+          }
           return await this.redis.fcall(FUNCTION_NAMES[name], 1, this.streamKey, ...args);
         }
         if (!/unknown command/i.test(message)) throw err;
@@ -193,9 +237,19 @@ export class ScriptRunner {
     return (name === 'enqueue' ? this.scripts.pbEnqueue : this.scripts.pbSettle)(this.streamKey, ...args);
   }
 
-  /** One of the EVALSHA scripts, called with the stream key. */
-  script(name: 'pbPromote' | 'pbReplay' | 'pbCollect', args: (string | number)[]): Promise<unknown> {
-    return this.scripts[name](this.streamKey, ...args);
+  /** One of the EVALSHA scripts, called with the stream key. Promotion goes on at maxmemory (allow-oom). */
+  async script(name: 'pbPromote' | 'pbReplay' | 'pbCollect', args: (string | number)[]): Promise<unknown> {
+    try {
+      return await this.scripts[name](this.streamKey, ...args);
+    } catch (err) {
+      if (name === 'pbPromote' && isOomError(err)) return await this.scripts.pbPromoteOom(this.streamKey, ...args);
+      throw err;
+    }
+  }
+
+  /** XGROUP CREATE as a script flagged allow-oom: a worker can start, and recreate a lost group, while Redis is full. */
+  createGroupAtOom(group: string): Promise<unknown> {
+    return this.scripts.pbCreateGroupOom(this.streamKey, group);
   }
 
   /** FUNCTION LOAD REPLACE of the library, once for however many calls found it missing at once. */

@@ -24,7 +24,7 @@ import {
   type ReadResult,
   type Template,
 } from './codec.js';
-import { ScriptRunner } from './lua.js';
+import { ScriptRunner, isOomError } from './lua.js';
 
 /** Templates ingest believes Redis holds are sent without their text; re-confirmed at this interval. */
 const TEMPLATE_CONFIRM_MS = 30_000;
@@ -94,12 +94,17 @@ export class Queue {
 
   // ---------------------------------------------------------------- delivery side
 
-  /** Create the consumer group (and the stream) if missing. Safe to call any time. */
+  /**
+   * Create the consumer group (and the stream) if missing. Safe to call any time, also while Redis is at
+   * maxmemory (which refuses a plain XGROUP CREATE): then through a script flagged allow-oom.
+   */
   async ensureGroup(): Promise<void> {
     try {
       await this.redis.xgroup('CREATE', this.keys.stream, CONSUMER_GROUP, '0', 'MKSTREAM');
     } catch (err) {
-      if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
+      if (err instanceof Error && err.message.startsWith('BUSYGROUP')) return;
+      if (!isOomError(err)) throw err;
+      await this.lua.createGroupAtOom(CONSUMER_GROUP);
     }
   }
 
