@@ -176,7 +176,8 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     let redisUrl = ext?.redisUrl;
     let ingestUrl = ext?.ingestUrl;
     let baselineUrl = ext?.baselineUrl;
-    const appEnv: Record<string, string> = { LOG_LEVEL: 'info', ...options.env };
+    // The bench's endpoint listens on loopback, which the destination policy refuses by default.
+    const appEnv: Record<string, string> = { LOG_LEVEL: 'info', DELIVERY_ALLOW_NETWORKS: '127.0.0.0/8,::1/128', ...options.env };
     const startDelivery = async () => {
       for (let i = 0; i < options.deliveryInstances; i++) {
         const c = startService('delivery', `delivery#${i}`, { ...appEnv, REDIS_URL: redisUrl!, DELIVERY_CONSUMER_NAME: `bench-${i}` }, path.join(dir, `delivery-${i}.log`), nodeArgs);

@@ -79,7 +79,8 @@ error, data.
 
   --limit N    show at most N (default 20)
   --host H     only those whose endpoint host is H (without a port: any port)
-  --reason R   only those with this reason (permanent_status, permanent_error, attempts_exhausted)
+  --reason R   only those with this reason (permanent_status, permanent_error, attempts_exhausted,
+               destination_forbidden, too_large, preparation_failed)
   --json       {"total", "matched", "letters": [...]} with every field`,
   'dead replay': `Usage: postback-ctl dead replay <id>... | --all | --host H [--reason R] [--json]
 

@@ -17,6 +17,7 @@ const PERMANENT_ERROR_CODES = new Set([
   'ERR_UNSUPPORTED_PROTOCOL',
   'ERR_TEMPLATE_MISSING',
   'ERR_BAD_POSTBACK',
+  'ERR_DESTINATION_FORBIDDEN',
 ]);
 
 /** Statuses worth retrying: the partner is overloaded, down or asked us to come back. */
@@ -36,8 +37,19 @@ export type Disposition =
   | { readonly action: 'retry'; readonly delayMs: number }
   | { readonly action: 'dead'; readonly reason: DeadReason };
 
-/** Why a postback was dead-lettered; stored with it and shown by the CLI. */
-export type DeadReason = 'permanent_status' | 'permanent_error' | 'attempts_exhausted';
+/**
+ * Why a postback was dead-lettered; stored with it and shown by the CLI. `destination_forbidden`: the
+ * destination policy refused the address it would connect to (docs/security.md); `too_large`: its
+ * expanded URL or body is over DELIVERY_MAX_URL_LENGTH / DELIVERY_MAX_BODY_BYTES; `preparation_failed`:
+ * building the request failed (nothing was sent).
+ */
+export type DeadReason =
+  | 'permanent_status'
+  | 'permanent_error'
+  | 'attempts_exhausted'
+  | 'destination_forbidden'
+  | 'too_large'
+  | 'preparation_failed';
 
 /**
  * Decide the fate of a postback after attempt number `attempt` (1 = first) out of `maxAttempts`.
@@ -47,7 +59,8 @@ export function decide(result: AttemptResult, attempt: number, maxAttempts: numb
   const verdict = classifyAttempt(result);
   if (verdict === 'delivered') return { action: 'ack' };
   if (verdict === 'permanent') {
-    return { action: 'dead', reason: result.kind === 'response' ? 'permanent_status' : 'permanent_error' };
+    if (result.kind === 'response') return { action: 'dead', reason: 'permanent_status' };
+    return { action: 'dead', reason: result.code === 'ERR_DESTINATION_FORBIDDEN' ? 'destination_forbidden' : 'permanent_error' };
   }
   if (attempt >= maxAttempts) return { action: 'dead', reason: 'attempts_exhausted' };
   return { action: 'retry', delayMs: retryDelayMs };

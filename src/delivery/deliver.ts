@@ -9,9 +9,11 @@
 import http from 'node:http';
 import https from 'node:https';
 import got, { type Got } from 'got';
+import type { DestinationPolicy } from '../shared/destination-policy.js';
 import type { HttpMethod } from '../shared/queue.js';
 import { valueText, type DataObject } from '../shared/template.js';
 import type { AttemptResult } from './classify.js';
+import { guardAgent } from './destination-guard.js';
 import { RequestFailure, nodeRequest } from './http-node.js';
 
 export interface DelivererOptions {
@@ -23,9 +25,12 @@ export interface DelivererOptions {
   readonly client?: 'got' | 'node';
   /** Sockets kept per partner host; in-flight deliveries never exceed the worker's concurrency anyway. */
   readonly maxSockets: number;
+  /** Where deliveries may connect (config.destinationPolicy): enforced on the agents, for both clients. */
+  readonly policy: DestinationPolicy;
   /**
    * Connection agents to use instead of the keep-alive ones built here. Tests pass agents that pin
    * every connection to a local endpoint (like curl --resolve), so the brief's own URLs can be sent.
+   * The destination policy is enforced on these too.
    */
   readonly agents?: { readonly http: http.Agent; readonly https: https.Agent };
 }
@@ -65,7 +70,10 @@ export const MAX_REDIRECTS = 5;
 
 export function createDeliverer(options: DelivererOptions): Deliverer {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, maxFreeSockets: options.maxSockets, scheduling: 'lifo' as const };
-  const agent = options.agents ?? { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+  const agent = {
+    http: guardAgent(options.agents?.http ?? new http.Agent(agentOptions), options.policy),
+    https: guardAgent(options.agents?.https ?? new https.Agent(agentOptions), options.policy),
+  };
   const send = options.client === 'node' ? nodeSender(options, agent) : gotSender(options, agent);
 
   const deliver = async (req: DeliveryRequest): Promise<AttemptOutcome> => {

@@ -79,7 +79,8 @@ export function nodeRequest(o: NodeRequestOptions): Promise<NodeResponse> {
       try {
         url = new URL(urlText);
       } catch {
-        return finish(new RequestFailure('ERR_INVALID_URL', `Invalid URL: ${urlText}`));
+        // Not the URL itself: it can carry the partner's secrets, and this message is logged.
+        return finish(new RequestFailure('ERR_INVALID_URL', 'Invalid URL'));
       }
       const secure = url.protocol === 'https:';
       if (!secure && url.protocol !== 'http:') {
@@ -117,7 +118,7 @@ export function nodeRequest(o: NodeRequestOptions): Promise<NodeResponse> {
           try {
             next = new URL(location, url).toString();
           } catch {
-            return finish(new RequestFailure('ERR_INVALID_URL', `Invalid redirect URL: ${location}`));
+            return finish(new RequestFailure('ERR_INVALID_URL', 'Invalid redirect URL'));
           }
           const rewrite = status === 303 && method !== 'GET' && method !== 'HEAD';
           return send(next, rewrite ? 'GET' : method, rewrite ? undefined : body, hops + 1);

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     client: config.deliveryHttpClient,
     userAgent: config.deliveryUserAgent,
     maxSockets: config.deliveryConcurrency,
+    policy: config.destinationPolicy,
   });
   // Monitoring: metrics in this process's registry, given to ingest when it asks (its /metrics shows
   // every process) and optionally served on 127.0.0.1; statistics counted here and flushed to Redis;

@@ -14,6 +14,7 @@ export function monitoringObserver(metrics: DeliveryMetrics | undefined, stats: 
       const host = e.endpointHost || '(unknown)';
       if (metrics) {
         metrics.deliveries.inc({ outcome: e.action, host: metrics.hostLabel(host) });
+        if (e.action === 'dead_lettered') metrics.deadLettered.inc({ reason: e.reason ?? 'unknown' });
         metrics.duration.observe({ outcome: e.action }, e.durationMs / 1000);
         if (e.action === 'delivered') metrics.latency.observe((e.queuedMs + e.durationMs) / 1000);
       }
@@ -24,6 +25,7 @@ export function monitoringObserver(metrics: DeliveryMetrics | undefined, stats: 
         latencyMs: e.queuedMs + e.durationMs,
         status: e.status,
         ...(e.errCode ? { error: e.errCode } : {}),
+        ...(e.reason ? { reason: e.reason } : {}),
       });
     },
     onClaimed(count: number): void {

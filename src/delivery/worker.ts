@@ -12,11 +12,11 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { Queue, entryTimeMs, type EntrySettlement, type MalformedEntry, type QueuedPostback, type Template } from '../shared/queue.js';
-import { compileTemplate, expandTemplate, type CompiledTemplate } from '../shared/template.js';
+import { compileTemplate, expandTemplate, expandedLength, formBodyLength, type CompiledTemplate } from '../shared/template.js';
 import { parseRetryAfter, retryDelayMs } from './backoff.js';
-import { decide, type AttemptResult } from './classify.js';
+import { decide, type AttemptResult, type DeadReason } from './classify.js';
 import type { AttemptOutcome, Deliverer } from './deliver.js';
-import { hostOf, redactUrl } from './redact.js';
+import { excerpt, hostOf, redactUrl } from './redact.js';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -40,6 +40,8 @@ export interface AttemptEvent {
   /** HTTP status, or null when there was no response. */
   readonly status: number | null;
   readonly errCode?: string;
+  /** Why it was dead-lettered (dead_lettered only). */
+  readonly reason?: DeadReason;
   /** Time the attempt took, ms. */
   readonly durationMs: number;
   /** Time from the postback's ingestion to the start of this attempt, ms. */
@@ -239,9 +241,11 @@ export class DeliveryWorker {
     this.inFlight.set(key, ac);
     this.process(p, ac.signal)
       .catch((err) => {
-        // A bug, not a delivery outcome: hand the postback back rather than lose track of its entry.
-        this.log.error('processing a postback failed', { event: 'process_failed', postbackId: p.id, err: errMessage(err) });
-        this.release(p);
+        // Something threw while the postback was being prepared or sent: a postback that makes the code
+        // throw would make it throw again, so handing it back would loop forever. It ends here, as a dead
+        // letter with the error (replayable once the cause is fixed). Nothing happens if it already ended.
+        this.log.error('processing a postback failed', { event: 'process_failed', postbackId: p.id, err: excerpt(errMessage(err), 500) });
+        this.deadLetterUnsent(p, 'preparation_failed', 'ERR_PREPARE_FAILED', errMessage(err));
       })
       .finally(() => {
         this.inFlight.delete(key);
@@ -259,8 +263,20 @@ export class DeliveryWorker {
     } catch {
       return this.release(p); // Redis unreachable: try again later
     }
-    if (!cached) return this.deadLetterUndeliverable(p, 'ERR_TEMPLATE_MISSING', 'the endpoint template is gone from Redis');
+    if (!cached) return this.deadLetterUnsent(p, 'permanent_error', 'ERR_TEMPLATE_MISSING', 'the endpoint template is gone from Redis');
     const { method } = cached.template;
+    // Measured before anything is built: a long value in a repeated placeholder could expand past what
+    // memory (or V8's longest string) allows. Accepted by an older release or other limits; ends here.
+    const urlLength = expandedLength(cached.compiled, p.value, config.unmatchedPlaceholderDefault);
+    if (urlLength > config.deliveryMaxUrlLength) {
+      return this.deadLetterUnsent(p, 'too_large', 'ERR_URL_TOO_LONG', `the expanded URL would be ${urlLength} characters, more than DELIVERY_MAX_URL_LENGTH (${config.deliveryMaxUrlLength})`, cached.template);
+    }
+    if (method === 'POST') {
+      const bytes = config.deliveryPostFormat === 'form' ? formBodyLength(p.value) : Buffer.byteLength(p.data);
+      if (bytes > config.deliveryMaxBodyBytes) {
+        return this.deadLetterUnsent(p, 'too_large', 'ERR_BODY_TOO_LARGE', `the POST body would be ${bytes} bytes, more than DELIVERY_MAX_BODY_BYTES (${config.deliveryMaxBodyBytes})`, cached.template);
+      }
+    }
     const url = expandTemplate(cached.compiled, p.value, config.unmatchedPlaceholderDefault);
     const attempt = p.attempts + 1;
     const startedAt = this.now();
@@ -287,6 +303,7 @@ export class DeliveryWorker {
       endpointHost: line.endpointHost,
       status: line.status,
       ...(outcome.result.kind === 'error' ? { errCode: outcome.result.code } : {}),
+      ...(disposition.action === 'dead' ? { reason: disposition.reason } : {}),
       durationMs: outcome.durationMs,
       queuedMs: line.queuedMs,
       at: startedAt,
@@ -348,30 +365,63 @@ export class DeliveryWorker {
     });
   }
 
+  /** A URL as logged: partners' secrets redacted (redact.ts), and at most LOG_URL_MAX_CHARS long. */
+  private logUrl(url: string): string {
+    const { config } = this.deps;
+    return excerpt(redactUrl(url, config.logRedactQueryParams, config.logRedactPathPatterns), config.logUrlMaxChars);
+  }
+
   private attemptLine(p: QueuedPostback, method: string, url: string, attempt: number, startedAt: number, o: AttemptOutcome) {
     const { config } = this.deps;
-    const body = o.body.length > config.logResponseBodyMaxChars ? o.body.slice(0, config.logResponseBodyMaxChars) : o.body;
     return {
       postbackId: p.id,
       attempt,
       maxAttempts: config.deliveryMaxAttempts,
       method,
-      url: redactUrl(url, config.logRedactQueryParams),
+      url: this.logUrl(url),
       endpointHost: hostOf(url),
       deliveredAt: new Date(startedAt).toISOString(),
       status: o.result.kind === 'response' ? o.result.status : null,
       durationMs: o.durationMs,
-      responseBody: body,
+      // The brief asks for the response body in the log: kept, cut to LOG_RESPONSE_BODY_MAX_CHARS, off at 0.
+      ...(config.logResponseBodyMaxChars > 0 ? { responseBody: excerpt(o.body, config.logResponseBodyMaxChars) } : {}),
       queuedMs: Math.max(0, startedAt - entryTimeMs(p.id)),
-      ...(o.result.kind === 'error' ? { errCode: o.result.code, error: o.errorMessage } : {}),
+      ...(o.result.kind === 'error' ? { errCode: o.result.code, error: o.errorMessage === undefined ? undefined : excerpt(o.errorMessage, 500) } : {}),
     };
   }
 
-  private deadLetterUndeliverable(p: QueuedPostback, code: string, message: string): void {
+  /**
+   * A postback that ends without a request being sent (its template is gone, it is too large, preparing
+   * it failed): dead-lettered at once with the reason, counted like any dead letter. No attempt is counted.
+   */
+  private deadLetterUnsent(p: QueuedPostback, reason: DeadReason, code: string, message: string, template?: Template): void {
+    const entry = this.entries.get(p.entryId);
+    if (!entry || entry.finished.has(p.index)) return;
     this.counters.deadLettered++;
-    this.log.error('postback cannot be delivered', { event: 'delivery_dead_lettered', postbackId: p.id, reason: 'permanent_error', errCode: code, error: message });
-    this.entries.get(p.entryId)?.deadLetters.push({
-      fields: Queue.deadLetterFields(p, { reason: 'permanent_error', status: '', error: code, attempts: p.attempts }, this.now()),
+    const endpointHost = template ? hostOf(template.url.replace(/\{[^{}]*\}/g, 'x')) : '';
+    this.log.error('postback cannot be delivered', {
+      event: 'delivery_dead_lettered',
+      postbackId: p.id,
+      reason,
+      errCode: code,
+      error: excerpt(message, 500),
+      ...(template ? { method: template.method, urlTemplate: this.logUrl(template.url), endpointHost } : {}),
+    });
+    const now = this.now();
+    this.deps.observer?.onAttempt?.({
+      postbackId: p.id,
+      attempt: p.attempts,
+      action: 'dead_lettered',
+      endpointHost,
+      status: null,
+      errCode: code,
+      reason,
+      durationMs: 0,
+      queuedMs: Math.max(0, now - entryTimeMs(p.id)),
+      at: now,
+    });
+    entry.deadLetters.push({
+      fields: Queue.deadLetterFields(p, { reason, status: '', error: `${code}: ${message}`.slice(0, 500), attempts: p.attempts, ...(template ? { template } : {}) }, now),
     });
     this.done(p);
   }

@@ -27,6 +27,8 @@ export interface IngestDeps {
   readonly healthTimeoutMs?: number;
   /** Metrics, statistics and the dashboard; without it ingest only ingests. */
   readonly monitoring?: IngestMonitoring;
+  /** Redis's memory as last sampled: while `refusal` says why, new postbacks get 503 ERR_QUEUE_FULL. */
+  readonly memory?: { readonly refusal: string | undefined };
 }
 
 export const INGEST_PATHS = ['/ingest.php', '/i'] as const;
@@ -52,6 +54,28 @@ function toAppError(err: any): AppError {
   if (status === 404) return new AppError('ERR_NOT_FOUND', 'no such path; post to /ingest.php or /i', 404);
   if (status >= 400 && status < 500) return new AppError('ERR_BAD_REQUEST', String(err?.message ?? 'bad request'), status);
   return new AppError('ERR_INTERNAL', 'internal error', 500, [], { cause: err });
+}
+
+/** Redis refused a write because it is at maxmemory: the queue is full, not away. */
+function isRedisOutOfMemory(err: unknown): boolean {
+  return err instanceof Error && /^OOM /.test(err.message);
+}
+
+/** The charset a Content-Type names, or undefined. */
+function charsetOf(contentType: string | undefined): string | undefined {
+  const m = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(contentType ?? '');
+  return m ? m[1]!.toLowerCase() : undefined;
+}
+
+/**
+ * What a JSON parse error may say without quoting the body (V8's messages quote the text around the
+ * error, which could be anything a client sent): where, when V8 says.
+ */
+function jsonErrorMessage(err: any): string {
+  const at = /position (\d+)/.exec(String(err?.message ?? ''));
+  if (at) return `request body is not valid JSON (error at position ${at[1]})`;
+  if (/end of JSON input/i.test(String(err?.message ?? ''))) return 'request body is not valid JSON (it ends early)';
+  return 'request body is not a JSON object';
 }
 
 function isRedisUnavailable(err: unknown): boolean {
@@ -94,22 +118,34 @@ export function createIngestApp(deps: IngestDeps): Koa {
         status: err.status,
         errCode: err.code,
         path: ctx.path,
-        method: ctx.method,
-        ...(requestId ? { requestId } : {}),
+        method: ctx.method.slice(0, 16),
+        ...(requestId ? { requestId: requestId.slice(0, 64) } : {}),
       };
       if (err.status >= 500) {
         // An Error's fields are not enumerable: JSON would log `{}`. Name the cause (Redis timeout, ...).
         const cause: any = err.cause ?? err;
         logger.error('ingest request failed', { ...meta, err: String(cause?.message ?? cause), ...(cause?.code ? { causeCode: cause.code } : {}) });
       }
-      else logger.warn('ingest request rejected', { ...meta, reason: err.message });
+      // Never the body's content in the log: validation messages quote the client's templates and keys,
+      // so a rejected request is logged by its code and the fields at fault (paths, bounded), no more.
+      else if (err.details.length) {
+        logger.warn('ingest request rejected', { ...meta, fields: err.details.slice(0, 5).map((d) => d.path.slice(0, 64)), problems: err.details.length });
+      } else logger.warn('ingest request rejected', { ...meta, reason: err.message.slice(0, 200) });
     }
   });
 
   // Clients send raw JSON with whatever Content-Type their tool sets (curl -d: form-urlencoded; PHP: often
   // none). These paths only ever take JSON, so parse the body as JSON regardless of what it was labelled.
+  // The charset is the one thing of the label that is honoured: the body is read as UTF-8, so a client
+  // saying it sends anything else is told (415) rather than having its text misread.
   app.use(async (ctx, next) => {
     if (ctx.method === 'POST' && INGEST_PATHS.includes(ctx.path as any)) {
+      const charset = charsetOf(ctx.req.headers['content-type']);
+      if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+        throw new AppError('ERR_UNSUPPORTED_ENCODING', `charset "${charset.slice(0, 40)}" is not supported; send the body as UTF-8`, 415, [
+          { path: 'headers.content-type', message: 'charset must be utf-8' },
+        ]);
+      }
       ctx.req.headers['content-type'] = 'application/json';
       if (!ctx.req.headers['content-length'] && !ctx.req.headers['transfer-encoding']) {
         throw new AppError('ERR_EMPTY_BODY', 'request body is empty; send the postback request as JSON', 400, [
@@ -135,9 +171,7 @@ export function createIngestApp(deps: IngestDeps): Koa {
           { path: 'body', message: 'is required' },
         ]);
       }
-      throw new AppError('ERR_INVALID_JSON', `request body is not a JSON object: ${err?.message ?? 'parse error'}`, 400, [
-        { path: 'body', message: 'must be a JSON object' },
-      ]);
+      throw new AppError('ERR_INVALID_JSON', jsonErrorMessage(err), 400, [{ path: 'body', message: 'must be a JSON object' }]);
     },
   });
 
@@ -149,11 +183,14 @@ export function createIngestApp(deps: IngestDeps): Koa {
       ]);
     }
     const request = validateIngestRequest(ctx.request.body, limits);
-    const payloads = request.data.map((d) => JSON.stringify(d));
+    const payloads = request.dataJson;
+    const memoryFull = deps.memory?.refusal;
+    if (memoryFull) throw QueueFullError.memory(memoryFull);
     let result;
     try {
       result = await queue.enqueue(request.template, payloads);
     } catch (err) {
+      if (isRedisOutOfMemory(err)) throw QueueFullError.memory('Redis is at maxmemory');
       if (isRedisUnavailable(err)) throw new QueueUnavailableError(undefined, err);
       throw err;
     }

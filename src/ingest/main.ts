@@ -12,6 +12,8 @@ import { statsKeys } from '../shared/queue.js';
 import { profileOnSignal } from '../shared/profiling.js';
 import { StatsRecorder, statsOptionsFrom } from '../shared/stats.js';
 import { createIngestApp } from './app.js';
+import { deliveryLimitsFrom } from './schemas.js';
+import { RedisMemoryWatch } from './memory-watch.js';
 import { defaultDashboardDir } from './monitoring.js';
 
 function main(): void {
@@ -52,8 +54,16 @@ function main(): void {
     ? new StatsRecorder(redis, statsOptionsFrom(config, { sampleQueue: true }))
     : undefined;
   profileOnSignal(logger, 'ingest', config.profileDir, config.profileCpuSeconds);
+  // Redis's memory, sampled on a timer: above QUEUE_MAX_MEMORY_PERCENT of maxmemory new work is refused.
+  const memory = new RedisMemoryWatch(redis, {
+    percent: config.queueMaxMemoryPercent,
+    intervalMs: config.queueMemorySampleIntervalMs,
+    logger,
+  });
+  memory.start();
 
   const app = createIngestApp({
+    memory,
     queue,
     redis,
     logger,
@@ -61,6 +71,7 @@ function main(): void {
       maxBodyBytes: config.ingestMaxBodyBytes,
       maxDataItems: config.ingestMaxDataItems,
       maxUrlLength: config.ingestMaxUrlLength,
+      delivery: deliveryLimitsFrom(config),
     },
     monitoring: {
       metrics,
@@ -122,6 +133,7 @@ function main(): void {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      memory.stop();
       await stats?.stop();
       await exchange.stop();
       await redis.quit().catch(() => redis.disconnect());

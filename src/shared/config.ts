@@ -8,6 +8,7 @@
 import os from 'node:os';
 import Joi from 'joi';
 import { sentinelOptions } from './redis.js';
+import { PolicySettingError, createDestinationPolicy, type DestinationPolicy } from './destination-policy.js';
 
 export type PostFormat = 'json' | 'form';
 export type HttpClient = 'got' | 'node';
@@ -23,6 +24,10 @@ export interface Config {
   readonly queueMaxLength: number;
   /** Seconds an unreferenced URL template is kept before garbage collection. @defaultValue 3600 */
   readonly templateGcGraceS: number;
+  /** Ingest refuses (503 ERR_QUEUE_FULL) while Redis uses more than this percent of its maxmemory; 0 = off. @defaultValue 80 */
+  readonly queueMaxMemoryPercent: number;
+  /** How often each ingest process samples Redis's memory (INFO memory), ms. @defaultValue 1000 */
+  readonly queueMemorySampleIntervalMs: number;
 
   /** Address the ingest HTTP server binds. @defaultValue 127.0.0.1 */
   readonly ingestHost: string;
@@ -76,6 +81,15 @@ export interface Config {
   readonly instance: string;
   /** User-Agent header of deliveries. @defaultValue postback-delivery/<version> */
   readonly deliveryUserAgent: string;
+  /**
+   * Where deliveries may connect (DELIVERY_ALLOW_NETWORKS, DELIVERY_DENY_NETWORKS, DELIVERY_ALLOW_HOSTS,
+   * DELIVERY_ALLOW_PORTS): by default public unicast addresses only, any port. docs/security.md.
+   */
+  readonly destinationPolicy: DestinationPolicy;
+  /** Longest expanded URL a postback may have, characters; longer ones are refused by ingest or dead-lettered. @defaultValue 8192 */
+  readonly deliveryMaxUrlLength: number;
+  /** Largest POST body a postback may have, bytes; larger ones are refused by ingest or dead-lettered. @defaultValue 1048576 */
+  readonly deliveryMaxBodyBytes: number;
 
   /** Keep delivery statistics in Redis (dashboard, GET /stats). @defaultValue true */
   readonly statsEnabled: boolean;
@@ -98,15 +112,21 @@ export interface Config {
 
   /** winston level: error, warn, info, debug. @defaultValue info */
   readonly logLevel: string;
-  /** Characters of a response body kept in a delivery log line. @defaultValue 1024 */
+  /** Characters of a response body kept in a delivery log line; 0 = the body is not logged. @defaultValue 1024 */
   readonly logResponseBodyMaxChars: number;
-  /** Query parameters whose values are replaced by [REDACTED] in logs. */
+  /** Characters of a URL kept in a log line (after redaction). @defaultValue 2048 */
+  readonly logUrlMaxChars: number;
+  /** Query parameter names whose values are replaced by [REDACTED] in logs: a name containing any of these, any case. */
   readonly logRedactQueryParams: readonly string[];
+  /** Regular expressions matched against a URL's path; what they match (or their groups) is replaced by [REDACTED] in logs. */
+  readonly logRedactPathPatterns: readonly RegExp[];
   /** Directory pm2 writes the apps' logs to (pm2.config.cjs); `postback-ctl logs tail` reads delivery.log there. @defaultValue /var/log/postback */
   readonly logDir: string;
 }
 
-const DEFAULT_REDACT = 'token,access_token,api_key,apikey,secret,password,signature,sig,auth';
+const DEFAULT_REDACT = 'token,secret,key,password,passwd,auth,signature,sig,session,credential';
+/** A path segment that follows one named like a secret: /token/<here>, /api-keys/<here>, /hooks/secret/<here>. */
+export const DEFAULT_REDACT_PATH = '(?<=/[^/?#]*(?:token|secret|key|password|passwd|auth|signature|sig|session|credential)[^/?#]*/)[^/?#]+';
 
 const int = () => Joi.number().integer();
 
@@ -129,6 +149,8 @@ const schema = Joi.object({
   QUEUE_PREFIX: Joi.string().pattern(/^[A-Za-z0-9_.:{}-]+$/).max(64).default('pb'),
   QUEUE_MAX_LENGTH: int().min(0).default(10_000_000),
   TEMPLATE_GC_GRACE_S: int().min(1).default(3600),
+  QUEUE_MAX_MEMORY_PERCENT: int().min(0).max(100).default(80),
+  QUEUE_MEMORY_SAMPLE_INTERVAL_MS: int().min(50).max(60_000).default(1000),
 
   INGEST_HOST: Joi.string().hostname().default('127.0.0.1'),
   INGEST_PORT: Joi.number().port().default(3000),
@@ -156,6 +178,12 @@ const schema = Joi.object({
   DELIVERY_REDIS_DOWN_EXIT_MS: int().min(1000).default(60_000),
   DELIVERY_CONSUMER_NAME: Joi.string().pattern(/^[A-Za-z0-9_.:@-]+$/).max(128),
   DELIVERY_USER_AGENT: Joi.string().max(256).default('postback-delivery/0.1'),
+  DELIVERY_ALLOW_NETWORKS: Joi.string().allow('').default(''),
+  DELIVERY_DENY_NETWORKS: Joi.string().allow('').default(''),
+  DELIVERY_ALLOW_HOSTS: Joi.string().allow('').default(''),
+  DELIVERY_ALLOW_PORTS: Joi.string().allow('').default(''),
+  DELIVERY_MAX_URL_LENGTH: int().min(256).max(1024 * 1024).default(8192),
+  DELIVERY_MAX_BODY_BYTES: int().min(256).max(64 * 1024 * 1024).default(1024 * 1024),
 
   STATS_ENABLED: Joi.boolean().default(true),
   STATS_FLUSH_INTERVAL_MS: int().min(100).max(60_000).default(1000),
@@ -169,7 +197,9 @@ const schema = Joi.object({
 
   LOG_LEVEL: Joi.string().valid('error', 'warn', 'info', 'debug').default('info'),
   LOG_RESPONSE_BODY_MAX_CHARS: int().min(0).max(1024 * 1024).default(1024),
+  LOG_URL_MAX_CHARS: int().min(64).max(1024 * 1024).default(2048),
   LOG_REDACT_QUERY_PARAMS: Joi.string().allow('').default(DEFAULT_REDACT),
+  LOG_REDACT_PATH_PATTERNS: Joi.string().allow('').default(DEFAULT_REDACT_PATH),
   POSTBACK_LOG_DIR: Joi.string().default('/var/log/postback'),
 })
   // Ignore the rest of the environment (PATH, pm2's variables...).
@@ -185,15 +215,18 @@ export class ConfigError extends Error {
   }
 }
 
+/** Settings where "" means something (no default filler, no redaction) rather than "unset". */
+const EMPTY_IS_A_VALUE = new Set(['UNMATCHED_PLACEHOLDER_DEFAULT', 'LOG_REDACT_QUERY_PARAMS', 'LOG_REDACT_PATH_PATTERNS']);
+
 /**
  * Validate `env` and build the frozen config. Throws ConfigError listing every bad setting by name.
- * Empty strings count as unset, except for UNMATCHED_PLACEHOLDER_DEFAULT where "" is a real value.
+ * Empty strings count as unset, except for the settings in EMPTY_IS_A_VALUE.
  */
 export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): Config {
   const input: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) continue;
-    if (v === '' && k !== 'UNMATCHED_PLACEHOLDER_DEFAULT') continue;
+    if (v === '' && !EMPTY_IS_A_VALUE.has(k)) continue;
     input[k] = v;
   }
   const { value, error } = schema.validate(input, { abortEarly: false, convert: true });
@@ -210,6 +243,26 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       );
     }
   }
+  let destinationPolicy: DestinationPolicy | undefined;
+  let pathPatterns: RegExp[] = [];
+  if (!error) {
+    try {
+      destinationPolicy = createDestinationPolicy({
+        allowNetworks: v.DELIVERY_ALLOW_NETWORKS,
+        denyNetworks: v.DELIVERY_DENY_NETWORKS,
+        allowHosts: v.DELIVERY_ALLOW_HOSTS,
+        allowPorts: v.DELIVERY_ALLOW_PORTS,
+      });
+    } catch (err) {
+      const names = { allowNetworks: 'DELIVERY_ALLOW_NETWORKS', denyNetworks: 'DELIVERY_DENY_NETWORKS', allowHosts: 'DELIVERY_ALLOW_HOSTS', allowPorts: 'DELIVERY_ALLOW_PORTS' };
+      problems.push(err instanceof PolicySettingError ? `${names[err.setting]}: ${err.message}` : String(err));
+    }
+    try {
+      pathPatterns = parsePathPatterns(String(v.LOG_REDACT_PATH_PATTERNS));
+    } catch (err) {
+      problems.push(`LOG_REDACT_PATH_PATTERNS: ${(err as Error).message}`);
+    }
+  }
   if (problems.length) throw new ConfigError(problems);
 
   const instance = env.NODE_APP_INSTANCE ?? env.pm_id ?? String(process.pid);
@@ -219,6 +272,8 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     queuePrefix: v.QUEUE_PREFIX,
     queueMaxLength: v.QUEUE_MAX_LENGTH,
     templateGcGraceS: v.TEMPLATE_GC_GRACE_S,
+    queueMaxMemoryPercent: v.QUEUE_MAX_MEMORY_PERCENT,
+    queueMemorySampleIntervalMs: v.QUEUE_MEMORY_SAMPLE_INTERVAL_MS,
     ingestHost: v.INGEST_HOST,
     ingestPort: v.INGEST_PORT,
     ingestMaxBodyBytes: v.INGEST_MAX_BODY_BYTES,
@@ -244,6 +299,9 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     deliveryConsumerName: v.DELIVERY_CONSUMER_NAME ?? `${os.hostname()}-${instance}`,
     instance,
     deliveryUserAgent: v.DELIVERY_USER_AGENT,
+    destinationPolicy: destinationPolicy!,
+    deliveryMaxUrlLength: v.DELIVERY_MAX_URL_LENGTH,
+    deliveryMaxBodyBytes: v.DELIVERY_MAX_BODY_BYTES,
     statsEnabled: v.STATS_ENABLED,
     statsFlushIntervalMs: v.STATS_FLUSH_INTERVAL_MS,
     statsFineRetentionS: v.STATS_FINE_RETENTION_S,
@@ -255,13 +313,32 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     profileCpuSeconds: v.PROFILE_CPU_SECONDS,
     logLevel: v.LOG_LEVEL,
     logResponseBodyMaxChars: v.LOG_RESPONSE_BODY_MAX_CHARS,
+    logUrlMaxChars: v.LOG_URL_MAX_CHARS,
     logRedactQueryParams: Object.freeze(
       String(v.LOG_REDACT_QUERY_PARAMS)
         .split(',')
         .map((s) => s.trim().toLowerCase())
         .filter(Boolean),
     ),
+    logRedactPathPatterns: Object.freeze(pathPatterns),
     logDir: v.POSTBACK_LOG_DIR,
   };
   return Object.freeze(config);
+}
+
+/**
+ * LOG_REDACT_PATH_PATTERNS: regular expressions separated by whitespace (write a space inside one as
+ * `\s` or `\x20`), compiled case-insensitive and global. Throws naming the one that does not compile.
+ */
+export function parsePathPatterns(text: string): RegExp[] {
+  return text
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((source) => {
+      try {
+        return new RegExp(source, 'gi');
+      } catch (err) {
+        throw new Error(`not a regular expression: ${source} (${(err as Error).message})`);
+      }
+    });
 }

@@ -41,7 +41,12 @@ export class QueueUnavailableError extends AppError {
 
 export class QueueFullError extends AppError {
   override name = 'QueueFullError';
-  constructor(length: number) {
-    super('ERR_QUEUE_FULL', `the delivery queue is full (${length} postbacks waiting); nothing was enqueued, retry later`, 503);
+  constructor(length: number, message = `the delivery queue is full (${length} postbacks waiting); nothing was enqueued, retry later`) {
+    super('ERR_QUEUE_FULL', message, 503);
+  }
+
+  /** Redis's memory is above the share of maxmemory ingest leaves for draining (QUEUE_MAX_MEMORY_PERCENT). */
+  static memory(detail: string): QueueFullError {
+    return new QueueFullError(-1, `the delivery queue is full (${detail}); nothing was enqueued, retry later`);
   }
 }

@@ -90,6 +90,8 @@ export function createIngestMetrics(instance: string): IngestMetrics {
 export interface DeliveryMetrics {
   readonly registry: Registry;
   readonly deliveries: client.Counter<'outcome' | 'host'>;
+  /** Dead letters by reason (destination_forbidden, attempts_exhausted, too_large, ...). */
+  readonly deadLettered: client.Counter<'reason'>;
   readonly duration: client.Histogram<'outcome'>;
   readonly latency: client.Histogram<string>;
   readonly claimed: client.Counter<string>;
@@ -107,6 +109,12 @@ export function createDeliveryMetrics(instance: string, hostLimit: number, inFli
       name: 'postback_deliveries_total',
       help: 'Delivery attempts by outcome (delivered, retried, dead_lettered) and endpoint host.',
       labelNames: ['outcome', 'host'],
+      registers: [registry],
+    }),
+    deadLettered: new client.Counter({
+      name: 'postback_dead_lettered_total',
+      help: 'Postbacks dead-lettered, by reason (destination_forbidden, too_large, attempts_exhausted, ...).',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     duration: new client.Histogram({

@@ -11,7 +11,7 @@
  *   pb:sth:<bucket start, s>     per endpoint host, 1-minute buckets, the top STATS_TOP_HOSTS hosts of
  *                                each flush (the rest counted under "(other)"), same retention as pb:st:60
  * Fields of a bucket: acc (postbacks accepted by ingest), ok (delivered), retry (attempts failed and
- * retried), dead (dead-lettered), l0..l15 (ingest-to-delivery latency histogram of delivered postbacks:
+ * retried), dead (dead-lettered), `d:<reason>` (dead-lettered, by reason: d:destination_forbidden...), l0..l15 (ingest-to-delivery latency histogram of delivered postbacks:
  * counts per LATENCY_BOUNDS_MS bucket), lsum (sum of those latencies, ms). Host fields:
  * `<host>|ok`, `<host>|fail` (failed attempts), `<host>|dead`, `<host>|err` (the last error, JSON).
  * Processes that sample the queue (ingest and the delivery workers) also set qlive, qretry, qdead: the
@@ -87,6 +87,8 @@ export interface AttemptStat {
   readonly status: number | null;
   /** Error code or short text for a failed attempt. */
   readonly error?: string;
+  /** Why it was dead-lettered (dead_lettered only): counted as `d:<reason>`. */
+  readonly reason?: string;
 }
 
 export interface StatsOptions {
@@ -247,6 +249,7 @@ export class StatsRecorder {
       return;
     }
     this.add(a.action === 'retried' ? 'retry' : 'dead', 1, a.at);
+    if (a.action === 'dead_lettered' && a.reason) this.add(`d:${a.reason}`, 1, a.at);
     h.fail++;
     if (a.action === 'dead_lettered') h.dead++;
     h.err = JSON.stringify({ at: a.at, status: a.status, error: a.error ?? (a.status === null ? '' : `HTTP ${a.status}`) });
@@ -385,6 +388,8 @@ export interface StatsTotals {
   readonly latencyP95Ms: number | null;
   readonly latencyP99Ms: number | null;
   readonly latencyMeanMs: number | null;
+  /** Dead letters by reason (destination_forbidden, attempts_exhausted, ...): only the reasons seen. */
+  readonly deadLetteredByReason: Record<string, number>;
 }
 
 export interface HostStat {
@@ -463,8 +468,10 @@ export function summarize(
   const gauge = (v: string | undefined) => (v === undefined ? null : num(v));
   const all = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
   let lsum = 0;
+  const byReason: Record<string, number> = {};
   buckets.forEach((h) => {
     const f = h ?? {};
+    for (const field in f) if (field.startsWith('d:')) byReason[field.slice(2)] = (byReason[field.slice(2)] ?? 0) + num(f[field]);
     const ok = num(f.ok), retry = num(f.retry), dead = num(f.dead);
     series.accepted.push(num(f.acc));
     series.delivered.push(ok);
@@ -501,6 +508,7 @@ export function summarize(
       latencyP95Ms: round1(percentile(all, 0.95)),
       latencyP99Ms: round1(percentile(all, 0.99)),
       latencyMeanMs: delivered > 0 ? round1(lsum / delivered) : null,
+      deadLetteredByReason: byReason,
     },
   };
 }

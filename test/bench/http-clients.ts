@@ -11,6 +11,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { createDeliverer } from '../../src/delivery/deliver.js';
+import { createDestinationPolicy } from '../../src/shared/destination-policy.js';
 
 const N = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -33,7 +34,7 @@ async function run(): Promise<void> {
   try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const client of ['got', 'node'] as const) {
-        const deliver = createDeliverer({ timeoutMs: 10_000, maxResponseBytes: 4096, postFormat: 'json', userAgent: 'bench', maxSockets: CONCURRENCY, client });
+        const deliver = createDeliverer({ timeoutMs: 10_000, maxResponseBytes: 4096, postFormat: 'json', userAgent: 'bench', maxSockets: CONCURRENCY, client, policy: createDestinationPolicy({ allowNetworks: '127.0.0.0/8' }) });
         const send = async (n: number) => {
           let next = 0;
           await Promise.all(

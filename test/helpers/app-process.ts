@@ -56,13 +56,22 @@ export class AppProcess {
     });
   }
 
-  /** Starts a service with the given environment (on top of PATH/HOME only, so nothing leaks in). */
+  /**
+   * Starts a service with the given environment (on top of PATH/HOME only, so nothing leaks in). The
+   * tests' partners listen on loopback, so loopback is allowed as a destination unless `env` says otherwise.
+   */
   static start(service: Service, env: Record<string, string>): AppProcess {
     const entry = path.join(root, 'dist', service, 'main.js');
     if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build`);
     const proc = spawn(process.execPath, [entry], {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/root',
+        LOG_LEVEL: 'info',
+        DELIVERY_ALLOW_NETWORKS: '127.0.0.0/8,::1/128',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     return new AppProcess(service, proc);

@@ -26,11 +26,15 @@ export class Receiver {
   readonly requests: ReceivedRequest[] = [];
   handler: Handler = () => undefined;
   private waiters: { n: number; resolve: () => void }[] = [];
-  private constructor(private readonly server: http.Server) {}
+  private constructor(
+    private readonly server: http.Server,
+    readonly host: string,
+  ) {}
 
-  static async start(handler?: Handler): Promise<Receiver> {
+  /** Listens on `host` (another loopback address, 127.0.0.2, when a test needs two). */
+  static async start(handler?: Handler, host = '127.0.0.1'): Promise<Receiver> {
     const server = http.createServer();
-    const r = new Receiver(server);
+    const r = new Receiver(server, host);
     if (handler) r.handler = handler;
     server.keepAliveTimeout = 30_000;
     server.on('request', (req, res) => {
@@ -56,7 +60,7 @@ export class Receiver {
         r.notify();
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
     return r;
   }
 
@@ -65,7 +69,7 @@ export class Receiver {
   }
 
   get base(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   /** Resolves once `n` requests have arrived in all; rejects after `timeoutMs`. */

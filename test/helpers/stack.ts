@@ -13,8 +13,10 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Redis } from 'ioredis';
 import { createIngestApp } from '../../src/ingest/app.js';
+import { deliveryLimitsFrom } from '../../src/ingest/schemas.js';
+import { RedisMemoryWatch } from '../../src/ingest/memory-watch.js';
 import { defaultDashboardDir } from '../../src/ingest/monitoring.js';
-import { createDeliverer, type Deliverer } from '../../src/delivery/deliver.js';
+import { createDeliverer, type AttemptOutcome, type Deliverer, type DeliveryRequest } from '../../src/delivery/deliver.js';
 import { DeliveryWorker, type WorkerObserver } from '../../src/delivery/worker.js';
 import { monitoringObserver } from '../../src/delivery/observe.js';
 import { MetricsExchange, createDeliveryMetrics, createIngestMetrics, type DeliveryMetrics, type IngestMetrics } from '../../src/shared/metrics.js';
@@ -47,7 +49,14 @@ export interface StackOptions {
   readonly monitoring?: boolean;
 }
 
+/**
+ * The tests' partners listen on loopback, which the destination policy refuses by default
+ * (docs/security.md): the tests allow it, as an operator allows a partner's network.
+ */
+export const LOOPBACK_NETWORKS = '127.0.0.0/8,::1/128';
+
 export const TEST_ENV: Record<string, string> = {
+  DELIVERY_ALLOW_NETWORKS: LOOPBACK_NETWORKS,
   DELIVERY_BACKOFF_BASE_MS: '20',
   DELIVERY_BACKOFF_MAX_MS: '200',
   DELIVERY_BLOCK_MS: '100',
@@ -73,6 +82,8 @@ export class Stack {
   private blocking: Redis | undefined;
   private readonly workerRedis: Redis;
   private readonly server: http.Server;
+  /** Ingest's sampling of Redis's memory, as in main.ts (refuses above QUEUE_MAX_MEMORY_PERCENT of maxmemory). */
+  readonly memory: RedisMemoryWatch;
   ingestMetrics: IngestMetrics | undefined;
   ingestStats: StatsRecorder | undefined;
   deliveryMetrics: DeliveryMetrics | undefined;
@@ -100,7 +111,14 @@ export class Stack {
       sub.on('error', () => {});
       this.ingestExchange = new MetricsExchange(ingestRedis, sub, config.queuePrefix, 'test-ingest', this.ingestMetrics.registry);
     }
+    this.memory = new RedisMemoryWatch(ingestRedis, {
+      percent: config.queueMaxMemoryPercent,
+      intervalMs: config.queueMemorySampleIntervalMs,
+      logger,
+    });
+    this.memory.start();
     const app = createIngestApp({
+      memory: this.memory,
       queue,
       redis: ingestRedis,
       logger,
@@ -108,6 +126,7 @@ export class Stack {
         maxBodyBytes: config.ingestMaxBodyBytes,
         maxDataItems: config.ingestMaxDataItems,
         maxUrlLength: config.ingestMaxUrlLength,
+        delivery: deliveryLimitsFrom(config),
       },
       ...(this.ingestMetrics
         ? {
@@ -190,7 +209,8 @@ export class Stack {
     return this.receiver.base;
   }
 
-  async startWorker(): Promise<DeliveryWorker> {
+  /** Starts the worker; `wrapDeliver` may wrap its deliverer (to make it fail in ways real partners cannot). */
+  async startWorker(options: { wrapDeliver?: (deliver: Deliverer) => (req: DeliveryRequest) => Promise<AttemptOutcome> } = {}): Promise<DeliveryWorker> {
     this.workerRedis.on('error', () => {});
     const blocking = createRedis(this.config.redisUrl, 'blocking');
     blocking.on('error', () => {});
@@ -203,6 +223,7 @@ export class Stack {
       client: this.config.deliveryHttpClient,
       userAgent: this.config.deliveryUserAgent,
       maxSockets: this.config.deliveryConcurrency,
+      policy: this.config.destinationPolicy,
       ...(pinned ? { agents: { http: pinned, https: new https.Agent() } } : {}),
     });
     const queue = new Queue(this.workerRedis, {
@@ -236,12 +257,14 @@ export class Stack {
           }
         : mine;
     }
+    const deliverer = this.deliverer;
+    const deliver = options.wrapDeliver ? Object.assign(options.wrapDeliver(deliverer), { close: () => deliverer.close() }) : deliverer;
     this.worker = new DeliveryWorker({
       config: this.config,
       queue,
       blocking,
       logger: this.logger,
-      deliver: this.deliverer,
+      deliver,
       ...(observer ? { observer } : {}),
     });
     await this.worker.start();
@@ -294,6 +317,7 @@ export class Stack {
 
   async stop(): Promise<void> {
     await this.stopWorker();
+    this.memory.stop();
     await this.ingestStats?.stop();
     await this.workerStats?.stop();
     await this.ingestExchange?.stop();

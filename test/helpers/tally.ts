@@ -43,23 +43,42 @@ export class Tally {
 export class PostingClients {
   readonly acknowledged: string[] = [];
   readonly refused: Record<number, number> = {};
+  /** Error codes of the refusals (ERR_QUEUE_FULL, ...), counted. */
+  readonly codes: Record<string, number> = {};
   private sending = true;
   private next = 0;
   private readonly done: Promise<void[]>;
 
-  constructor(ingestUrl: string, endpointBase: string, clients = 4, perRequest = 10) {
+  /**
+   * `padBytes`: an extra field of that many characters in each data object, to fill Redis faster;
+   * `seqPrefix`: keeps the seqs of two sets of clients apart; `pauseOnRefusalMs`: how long a client waits
+   * after a refusal (real clients honour Retry-After; 0 = hammer).
+   */
+  constructor(ingestUrl: string, endpointBase: string, clients = 4, perRequest = 10, padBytes = 0, seqPrefix = '', pauseOnRefusalMs = 0) {
+    const pad = 'p'.repeat(padBytes);
     const one = async () => {
       while (this.sending) {
         const r = this.next++;
-        const data = Array.from({ length: perRequest }, (_, i) => ({ seq: `r${r}-${i}` }));
+        const seq = (i: number) => `${seqPrefix}r${r}-${i}`;
+        const data = Array.from({ length: perRequest }, (_, i) => (padBytes ? { seq: seq(i), pad } : { seq: seq(i) }));
         try {
           const res = await fetch(ingestUrl, {
             method: 'POST',
             body: JSON.stringify({ endpoint: { method: 'GET', url: `${endpointBase}/pb?seq={seq}` }, data }),
           });
-          await res.arrayBuffer();
+          const text = await res.text();
           if (res.status === 202) this.acknowledged.push(...data.map((d) => d.seq));
-          else this.refused[res.status] = (this.refused[res.status] ?? 0) + 1;
+          else {
+            this.refused[res.status] = (this.refused[res.status] ?? 0) + 1;
+            let code = 'unknown';
+            try {
+              code = JSON.parse(text).error.code;
+            } catch {
+              /* not our JSON */
+            }
+            this.codes[code] = (this.codes[code] ?? 0) + 1;
+            if (pauseOnRefusalMs) await new Promise((r) => setTimeout(r, pauseOnRefusalMs));
+          }
         } catch {
           this.refused[0] = (this.refused[0] ?? 0) + 1;
         }

@@ -12,6 +12,7 @@ import type net from 'node:net';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { createDeliverer, type AttemptOutcome, type Deliverer, type DeliveryRequest } from '../../src/delivery/deliver.js';
+import { createDestinationPolicy } from '../../src/shared/destination-policy.js';
 import { freePort } from '../helpers/redis-server.js';
 
 interface Seen {
@@ -22,6 +23,8 @@ interface Seen {
 }
 
 const MAX_BYTES = 1000;
+/** The partners of these tests listen on loopback: allowed, as an operator allows a partner's network. */
+const policy = createDestinationPolicy({ allowNetworks: '127.0.0.0/8,::1/128' });
 const TIMEOUT_MS = 400;
 
 describe('deliverer: got and node:http give the same outcomes', () => {
@@ -124,7 +127,7 @@ describe('deliverer: got and node:http give the same outcomes', () => {
     const key = `${client}/${postFormat}`;
     let d = deliverers.get(key);
     if (!d) {
-      d = createDeliverer({ timeoutMs: TIMEOUT_MS, maxResponseBytes: MAX_BYTES, postFormat, userAgent: 'pb-test/1', maxSockets: 8, client });
+      d = createDeliverer({ timeoutMs: TIMEOUT_MS, maxResponseBytes: MAX_BYTES, postFormat, userAgent: 'pb-test/1', maxSockets: 8, client, policy });
       deliverers.set(key, d);
     }
     return d;
@@ -308,7 +311,7 @@ describe('deliverer: got and node:http give the same outcomes', () => {
       const before = new Set<net.Socket>();
       const onConn = (s: net.Socket) => before.add(s);
       server.on('connection', onConn);
-      const d = createDeliverer({ timeoutMs: 2000, maxResponseBytes: MAX_BYTES, postFormat: 'json', userAgent: 'x', maxSockets: 4, client });
+      const d = createDeliverer({ timeoutMs: 2000, maxResponseBytes: MAX_BYTES, postFormat: 'json', userAgent: 'x', maxSockets: 4, client, policy });
       for (let round = 0; round < 5; round++) {
         const outcomes = await Promise.all(Array.from({ length: 4 }, () => d(request(`${base}/ok`))));
         for (const o of outcomes) assert.deepEqual(o.result, { kind: 'response', status: 200 });
@@ -354,6 +357,7 @@ describe('deliverer over HTTPS and IPv6, both clients', () => {
       userAgent: 'x',
       maxSockets: 4,
       client,
+      policy,
       ...(trust ? { agents: { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true, ca: fixture('tls-cert.pem') }) } } : {}),
     });
 
@@ -390,5 +394,152 @@ describe('deliverer over HTTPS and IPv6, both clients', () => {
       d.close();
       assert.deepEqual({ result: o.result, body: o.body }, { result: { kind: 'response', status: 200 }, body: `v6 [::1]:${port}` }, client);
     }
+  });
+});
+
+describe('destination policy, both clients: refused where the connection is made', () => {
+  // Two partners on loopback addresses of their own (Linux routes all of 127.0.0.0/8 to lo): the one on
+  // 127.0.0.2 is the allowed partner, the one on 127.0.0.1 stands for what must stay out of reach (the
+  // appliance's own /metrics, Redis, a metadata service...).
+  let allowed: http.Server;
+  let forbidden: http.Server;
+  let allowedPort: number;
+  let forbiddenPort: number;
+  /** Connections and requests that reached the forbidden server. */
+  let forbiddenConnections = 0;
+  let forbiddenRequests = 0;
+  const start = async (host: string, handler: http.RequestListener) => {
+    const s = http.createServer(handler);
+    await new Promise<void>((resolve) => s.listen(0, host, resolve));
+    return s;
+  };
+  before(async () => {
+    forbidden = await start('127.0.0.1', (req, res) => {
+      forbiddenRequests++;
+      res.end('you should not be here');
+    });
+    forbidden.on('connection', () => forbiddenConnections++);
+    forbiddenPort = (forbidden.address() as net.AddressInfo).port;
+    allowed = await start('127.0.0.2', (req, res) => {
+      if (req.url === '/to-loopback') {
+        res.writeHead(302, { location: `http://127.0.0.1:${forbiddenPort}/metrics` });
+        return void res.end();
+      }
+      if (req.url === '/to-localhost') {
+        res.writeHead(307, { location: `http://localhost:${forbiddenPort}/stats` });
+        return void res.end();
+      }
+      res.end('partner ok');
+    });
+    allowedPort = (allowed.address() as net.AddressInfo).port;
+  });
+  after(async () => {
+    for (const s of [allowed, forbidden]) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+  });
+
+  const req = (url: string): DeliveryRequest => ({ method: 'GET', url, dataJson: '{}', data: {}, postbackId: '1-0.1', attempt: 1 });
+  const only127002 = createDestinationPolicy({ allowNetworks: '127.0.0.2/32' });
+  const clients = ['got', 'node'] as const;
+
+  /** Deliver `url` with each client under `p`; returns the outcomes, after checking none reached the forbidden server. */
+  const attempt = async (p: ReturnType<typeof createDestinationPolicy>, url: string, extra: Partial<Parameters<typeof createDeliverer>[0]> = {}) => {
+    const out: Record<string, AttemptOutcome> = {};
+    for (const client of clients) {
+      const d = createDeliverer({ timeoutMs: 2000, maxResponseBytes: 1000, postFormat: 'json', userAgent: 'x', maxSockets: 4, client, policy: p, ...extra });
+      try {
+        out[client] = await d(req(url));
+      } finally {
+        d.close();
+      }
+    }
+    return out;
+  };
+  const assertForbidden = (o: AttemptOutcome, client: string, message: RegExp) => {
+    assert.deepEqual(o.result, { kind: 'error', code: 'ERR_DESTINATION_FORBIDDEN' }, `${client}: ${o.errorMessage}`);
+    assert.match(o.errorMessage ?? '', message, client);
+  };
+
+  it('the allowed partner is reached by both clients', async () => {
+    const out = await attempt(only127002, `http://127.0.0.2:${allowedPort}/x`);
+    for (const client of clients) assert.deepEqual({ result: out[client]!.result, body: out[client]!.body }, { result: { kind: 'response', status: 200 }, body: 'partner ok' }, client);
+  });
+
+  it('a literal loopback address is refused before connecting, in every spelling the URL parser accepts', async () => {
+    forbiddenConnections = 0;
+    for (const host of ['127.0.0.1', '2130706433', '0177.0.0.1', '0x7f.0.0.1', '127.1']) {
+      const out = await attempt(only127002, `http://${host}:${forbiddenPort}/metrics`);
+      for (const client of clients) assertForbidden(out[client]!, `${client} ${host}`, /127\.0\.0\.1 is not allowed \(loopback\)/);
+    }
+    assert.equal(forbiddenConnections, 0, 'no connection was even opened');
+  });
+
+  it('the default policy refuses loopback (and the IPv6 loopback) too', async () => {
+    const out = await attempt(createDestinationPolicy(), `http://127.0.0.2:${allowedPort}/x`);
+    for (const client of clients) assertForbidden(out[client]!, client, /loopback/);
+    const v6 = await attempt(createDestinationPolicy(), `http://[::1]:${allowedPort}/x`);
+    for (const client of clients) assertForbidden(v6[client]!, client, /::1 is not allowed \(loopback\)/);
+    const mapped = await attempt(createDestinationPolicy(), `http://[::ffff:127.0.0.1]:${forbiddenPort}/x`);
+    for (const client of clients) assertForbidden(mapped[client]!, client, /ipv4Mapped:loopback/);
+  });
+
+  it('a host name that resolves to loopback (localhost) is refused at the lookup, before connecting', async () => {
+    forbiddenConnections = 0;
+    const out = await attempt(only127002, `http://localhost:${forbiddenPort}/stats`);
+    for (const client of clients) assertForbidden(out[client]!, client, /localhost resolves to (127\.0\.0\.1|::1)/);
+    assert.equal(forbiddenConnections, 0);
+  });
+
+  it('a name allowed by DELIVERY_ALLOW_HOSTS may resolve to a private address', async () => {
+    const out = await attempt(createDestinationPolicy({ allowHosts: 'localhost' }), `http://localhost:${forbiddenPort}/x`);
+    for (const client of clients) assert.deepEqual(out[client]!.result, { kind: 'response', status: 200 }, client);
+  });
+
+  it('a redirect from the allowed partner into loopback is refused at the hop', async () => {
+    forbiddenRequests = 0;
+    for (const path of ['/to-loopback', '/to-localhost']) {
+      const out = await attempt(only127002, `http://127.0.0.2:${allowedPort}${path}`);
+      for (const client of clients) assertForbidden(out[client]!, `${client} ${path}`, /loopback/);
+    }
+    assert.equal(forbiddenRequests, 0, 'the forbidden server got no request');
+  });
+
+  it('what a connection really reached is checked again once connected (a resolver or agent that lies: DNS rebinding)', async () => {
+    // An agent whose own connection ignores the name's lookup and goes to 127.0.0.1, as a DNS answer
+    // changed between the check and the connect would: the guard checks the socket's remote address.
+    class Rebinding extends http.Agent {
+      override createConnection(options: any, cb: any) {
+        return super.createConnection({ ...options, host: '127.0.0.1', port: forbiddenPort, lookup: undefined }, cb);
+      }
+    }
+    forbiddenRequests = 0;
+    forbiddenConnections = 0;
+    const out = await attempt(only127002, 'http://partner.example/x', { agents: { http: new Rebinding({ keepAlive: true }), https: new https.Agent() } });
+    for (const client of clients) assertForbidden(out[client]!, client, /partner\.example connected to 127\.0\.0\.1, which is not allowed \(loopback\)/);
+    assert.equal(forbiddenConnections, clients.length, 'each client connected once...');
+    assert.equal(forbiddenRequests, 0, '...and was cut off before sending its request');
+  });
+
+  it('over HTTPS too: a literal and a name resolving to loopback are refused before any TLS', async () => {
+    forbiddenConnections = 0;
+    for (const url of [`https://127.0.0.1:${forbiddenPort}/x`, `https://localhost:${forbiddenPort}/x`, `https://[::1]:${forbiddenPort}/x`]) {
+      const out = await attempt(only127002, url);
+      for (const client of clients) assertForbidden(out[client]!, `${client} ${url}`, /loopback/);
+    }
+    assert.equal(forbiddenConnections, 0);
+  });
+
+  it('ports outside DELIVERY_ALLOW_PORTS are refused, port 0 always', async () => {
+    const p = createDestinationPolicy({ allowNetworks: '127.0.0.0/8', allowPorts: '80,443' });
+    const out = await attempt(p, `http://127.0.0.2:${allowedPort}/x`);
+    for (const client of clients) assertForbidden(out[client]!, client, new RegExp(`port ${allowedPort} is not allowed \\(port_not_allowed\\)`));
+  });
+
+  it('denied networks win over allowed ones', async () => {
+    const p = createDestinationPolicy({ allowNetworks: '127.0.0.0/8', denyNetworks: '127.0.0.2/32' });
+    const out = await attempt(p, `http://127.0.0.2:${allowedPort}/x`);
+    for (const client of clients) assertForbidden(out[client]!, client, /denied_network/);
   });
 });

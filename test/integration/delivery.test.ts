@@ -5,10 +5,24 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
+import { Queue } from '../../src/shared/queue.js';
+import { readStats } from '../../src/shared/stats.js';
+import { Receiver } from '../helpers/receiver.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { Stack } from '../helpers/stack.js';
 
 const sample = JSON.parse(readFileSync(new URL('../fixtures/sample.json', import.meta.url), 'utf8'));
+
+/** Resolves once the queue is empty with `deadLetters` dead letters (the log line comes before the settle). */
+async function settled(stack: Stack, deadLetters: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const st = await stack.queue.status();
+    if (st.live === 0 && st.deadLetters === deadLetters) return;
+    assert.ok(Date.now() < deadline, `queue never settled: ${JSON.stringify(st)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe('delivery', () => {
   let stack: Stack | undefined;
@@ -28,10 +42,11 @@ describe('delivery', () => {
       'GET http://sample_domain_endpoint.com/data?key=Azureus&value=Dendrobates&foo=',
       'GET http://sample_domain_endpoint.com/data?key=Phyllobates&value=Terribilis&foo=',
     ]);
+    // The log has the URLs as sent, but for `key`, a name on the default redaction list (LOG_REDACT_QUERY_PARAMS).
     const lines = await stack.waitForEvents('delivery_succeeded', 2);
     assert.deepEqual(lines.map((l) => l.url).sort(), [
-      'http://sample_domain_endpoint.com/data?key=Azureus&value=Dendrobates&foo=',
-      'http://sample_domain_endpoint.com/data?key=Phyllobates&value=Terribilis&foo=',
+      'http://sample_domain_endpoint.com/data?key=[REDACTED]&value=Dendrobates&foo=',
+      'http://sample_domain_endpoint.com/data?key=[REDACTED]&value=Terribilis&foo=',
     ]);
   });
 
@@ -46,7 +61,8 @@ describe('delivery', () => {
     assert.equal(line!.status, 201);
     assert.equal(typeof line!.durationMs, 'number');
     assert.ok(!Number.isNaN(Date.parse(String(line!.deliveredAt))), 'deliveredAt is a timestamp');
-    assert.equal(String(line!.responseBody).length, stack.config.logResponseBodyMaxChars, 'body cut to the configured size');
+    const max = stack.config.logResponseBodyMaxChars;
+    assert.equal(line!.responseBody, `${'thanks '.repeat(400).slice(0, max)}…[+${2800 - max} chars]`, 'body cut to the configured size');
     assert.equal(stack.receiver.requests[0]!.url, '/cb?c=x&token=s3cret', 'the partner gets the real value');
     assert.equal(stack.receiver.requests[0]!.headers['x-postback-id'], res.json.ids[0]);
   });
@@ -113,6 +129,97 @@ describe('delivery', () => {
     const status = await stack.queue.status();
     assert.equal(status.streamLength, 0, 'nothing left in the stream');
     assert.equal(status.retryScheduled, 0);
+  });
+
+  it('a destination the policy refuses is dead-lettered at once (destination_forbidden), counted in metrics and statistics', async () => {
+    // Only the partner on 127.0.0.2 is allowed; it redirects into 127.0.0.1, where the appliance's own
+    // monitoring would be. The redirect hop is refused; nothing reaches 127.0.0.1; no retry.
+    stack = await Stack.start({ monitoring: true, env: { DELIVERY_ALLOW_NETWORKS: '127.0.0.2/32', DELIVERY_MAX_ATTEMPTS: '5' } });
+    const partner = await Receiver.start((req) => ({ status: 302, headers: { location: `${stack!.endpoint}/metrics?from=${encodeURIComponent(req.url)}` } }), '127.0.0.2');
+    try {
+      const res = await stack.post({ endpoint: { method: 'GET', url: `${partner.base}/cb?c={c}` }, data: [{ c: 'a' }, { c: 'b' }] });
+      assert.equal(res.status, 202, JSON.stringify(res.json));
+      const dead = await stack.waitForEvents('delivery_dead_lettered', 2);
+      for (const line of dead) {
+        assert.equal(line.reason, 'destination_forbidden');
+        assert.equal(line.errCode, 'ERR_DESTINATION_FORBIDDEN');
+        assert.equal(line.attempt, 1);
+        assert.match(String(line.error), /127\.0\.0\.1 is not allowed \(loopback\)/);
+      }
+      await new Promise((r) => setTimeout(r, 400)); // time for a wrongly scheduled retry (backoff max 200 ms)
+      assert.equal(partner.requests.length, 2, 'one attempt each');
+      assert.equal(stack.receiver.requests.length, 0, 'nothing reached the forbidden address');
+      assert.equal(stack.events('delivery_retry_scheduled').length, 0);
+      await settled(stack, 2);
+      const letters = await stack.queue.listDeadLetters();
+      assert.deepEqual(letters.map((l) => l.reason), ['destination_forbidden', 'destination_forbidden']);
+      assert.match(letters[0]!.error, /^ERR_DESTINATION_FORBIDDEN: destination 127\.0\.0\.1 is not allowed/);
+      // Metrics: the dead letters by reason. Statistics: the same, and the host's last error.
+      const metrics = await stack.deliveryMetrics!.registry.getSingleMetricAsString('postback_dead_lettered_total');
+      assert.match(metrics, /postback_dead_lettered_total\{reason="destination_forbidden"[^}]*\} 2/);
+      await stack.flushStats();
+      const stats = await readStats(stack.ingestRedis, stack.config.queuePrefix, { resolutionS: 10, windowS: 60 });
+      assert.deepEqual(stats.totals.deadLetteredByReason, { destination_forbidden: 2 });
+      assert.equal(stats.failingHosts[0]!.lastError!.error, 'ERR_DESTINATION_FORBIDDEN');
+    } finally {
+      await partner.close();
+    }
+  });
+
+  it('ingest refuses a template whose host is a literal address the policy refuses: 400 naming endpoint.url', async () => {
+    stack = await Stack.start({ worker: false, env: { DELIVERY_ALLOW_NETWORKS: '127.0.0.2/32' } });
+    for (const url of [`${stack.endpoint}/x`, 'http://2130706433/', 'http://[::1]/', 'http://169.254.169.254/latest/meta-data/', 'http://localhost:9000/']) {
+      const res = await stack.post({ endpoint: { method: 'GET', url }, data: [{}] });
+      assert.equal(res.status, 400, url);
+      assert.equal(res.json.error.code, 'ERR_VALIDATION');
+      assert.deepEqual(res.json.error.details.map((d: { path: string }) => d.path), ['endpoint.url'], url);
+      assert.match(res.json.error.message, /^endpoint\.url points at .* address deliveries may not connect to$/);
+    }
+    assert.equal((await stack.queue.status()).live, 0);
+    const ok = await stack.post({ endpoint: { method: 'GET', url: 'http://127.0.0.2:8080/x' }, data: [{}] });
+    assert.equal(ok.status, 202, 'the allowed network is accepted');
+  });
+
+  it('a postback too large to send (from an older release, or other limits) ends as a dead letter without a request', async () => {
+    stack = await Stack.start({ monitoring: true, env: { DELIVERY_MAX_URL_LENGTH: '1024', DELIVERY_MAX_BODY_BYTES: '512' } });
+    // Queued directly, as an ingest with other limits would have: this ingest refuses them (400).
+    const queue = new Queue(stack.ingestRedis, { prefix: stack.config.queuePrefix, maxLength: 0, templateGcGraceS: 60 });
+    const tooLongUrl = await queue.enqueue({ method: 'GET', url: `${stack.endpoint}/u?a={a}` }, [JSON.stringify({ a: 'x'.repeat(2000) }), JSON.stringify({ a: 'fine' })]);
+    const tooBigBody = await queue.enqueue({ method: 'POST', url: `${stack.endpoint}/b` }, [JSON.stringify({ a: 'y'.repeat(600) })]);
+    assert.ok(tooLongUrl.ok && tooBigBody.ok);
+    const dead = await stack.waitForEvents('delivery_dead_lettered', 2);
+    await stack.receiver.waitFor(1);
+    assert.deepEqual(stack.receiver.requests.map((r) => r.url), ['/u?a=fine'], 'only the postback that fits was sent');
+    assert.deepEqual(dead.map((d) => [d.reason, d.errCode]).sort(), [['too_large', 'ERR_BODY_TOO_LARGE'], ['too_large', 'ERR_URL_TOO_LONG']]);
+    await settled(stack, 2);
+    const letters = await stack.queue.listDeadLetters();
+    assert.equal(letters.length, 2);
+    for (const l of letters) assert.equal(l.attempts, 0, 'no attempt was made');
+    const metrics = await stack.deliveryMetrics!.registry.getSingleMetricAsString('postback_dead_lettered_total');
+    assert.match(metrics, /reason="too_large"[^}]*\} 2/);
+  });
+
+  it('a postback whose preparation throws is dead-lettered (preparation_failed), not handed back forever', async () => {
+    stack = await Stack.start({ worker: false });
+    const queue = new Queue(stack.ingestRedis, { prefix: stack.config.queuePrefix, maxLength: 0, templateGcGraceS: 60 });
+    // The deliverer throws on one postback, as any bug in preparing a request would (the issue's was
+    // `Invalid string length` while expanding a template).
+    const r = await queue.enqueue({ method: 'GET', url: `${stack.endpoint}/p?a={a}` }, [JSON.stringify({ a: 'boom' }), JSON.stringify({ a: 'ok' })]);
+    assert.ok(r.ok);
+    await stack.startWorker({ wrapDeliver: (deliver) => async (req) => {
+      if (req.url.endsWith('a=boom')) throw new RangeError('Invalid string length');
+      return deliver(req);
+    } });
+    const [dead] = await stack.waitForEvents('delivery_dead_lettered', 1);
+    assert.equal(dead!.reason, 'preparation_failed');
+    assert.equal(dead!.errCode, 'ERR_PREPARE_FAILED');
+    await stack.receiver.waitFor(1);
+    await settled(stack, 1);
+    const letters = await stack.queue.listDeadLetters();
+    assert.equal(letters.length, 1);
+    assert.match(letters[0]!.error, /Invalid string length/);
+    assert.equal((await stack.queue.status()).live, 0, 'the entry is settled: nothing goes round again');
+    assert.equal(stack.worker!.counters.released, 0);
   });
 
   it('does not retry a 404: dead-lettered after one attempt', async () => {

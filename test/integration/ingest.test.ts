@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
+import { RedisServer } from '../helpers/redis-server.js';
 import { Stack } from '../helpers/stack.js';
 
 const sampleText = readFileSync(new URL('../fixtures/sample.json', import.meta.url), 'utf8');
@@ -124,8 +125,124 @@ describe('ingest', () => {
       assert.equal(res.json.error.code, 'ERR_QUEUE_FULL');
       assert.equal(res.headers.get('retry-after'), '1');
       assert.equal((await full.queue.status()).live, 2);
+      // A refused request leaves nothing behind, not even its template (pb:tpl grew per refusal once).
+      const r = full.redisServer.client();
+      const templates = await r.hlen(full.queue.keys.templates);
+      for (let i = 0; i < 5; i++) {
+        const refused = await full.post({ endpoint: { method: 'GET', url: `http://refused-${i}.example/x` }, data: [{}, {}] });
+        assert.equal(refused.status, 503);
+      }
+      assert.equal(await r.hlen(full.queue.keys.templates), templates, 'no template stored for a refused request');
+      r.disconnect();
     } finally {
       await full.stop();
+    }
+  });
+
+  it('refuses new work while Redis uses more than QUEUE_MAX_MEMORY_PERCENT of maxmemory, before Redis is full, and accepts again once it drained', async () => {
+    const redisServer = await RedisServer.start({ extraArgs: ['--maxmemory', '16mb'] });
+    const full = await Stack.start({ worker: false, redis: redisServer, env: { QUEUE_MAX_MEMORY_PERCENT: '50', QUEUE_MEMORY_SAMPLE_INTERVAL_MS: '50' } });
+    const r = redisServer.client();
+    try {
+      const pad = 'p'.repeat(2000);
+      let refused: { status: number; json: any } | undefined;
+      let accepted = 0;
+      for (let i = 0; i < 2000 && !refused; i++) {
+        const res = await full.post({ endpoint: { method: 'GET', url: 'http://partner.example/x?i={i}' }, data: Array.from({ length: 20 }, (_, j) => ({ i: `${i}-${j}`, pad })) });
+        if (res.status === 202) accepted += 20;
+        else refused = res;
+      }
+      assert.ok(refused, 'ingest never refused');
+      assert.equal(refused.status, 503);
+      assert.equal(refused.json.error.code, 'ERR_QUEUE_FULL');
+      assert.match(refused.json.error.message, /Redis memory at \d+% of maxmemory, limit 50%/);
+      const info = await r.info('memory');
+      const used = Number(/used_memory:(\d+)/.exec(info)![1]);
+      assert.ok(used < 16 * 1024 * 1024, `Redis itself never got full (${used} bytes used)`);
+      assert.ok((await r.set('probe', 'x')) === 'OK', 'Redis still takes writes: the headroom is there');
+      assert.equal(full.events('queue_memory_full').length, 1);
+      assert.equal((await full.queue.status()).live, accepted, 'every 202 is in Redis, nothing of the refused');
+      // The queue drains (a worker delivers everything: the endpoint does not exist, so dead letters,
+      // which are kept: drop them too, as an operator purging them would).
+      await r.del(full.queue.keys.stream, full.queue.keys.live);
+      const deadline = Date.now() + 10_000;
+      let again = await full.post(sample);
+      while (again.status !== 202 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        again = await full.post(sample);
+      }
+      assert.equal(again.status, 202, 'accepting again once below the limit');
+      assert.equal(full.events('queue_memory_ok').length, 1);
+    } finally {
+      r.disconnect();
+      await full.stop();
+      await redisServer.destroy();
+    }
+  });
+
+  describe('the charset of the body: UTF-8 or 415', () => {
+    const table: [string, number, string | undefined][] = [
+      ['application/json; charset=utf-8', 202, undefined],
+      ['application/json; charset=UTF-8', 202, undefined],
+      ['text/plain; charset="utf8"', 202, undefined],
+      ['application/json; charset=utf-16', 415, 'ERR_UNSUPPORTED_ENCODING'],
+      ['application/json;charset=x-bogus', 415, 'ERR_UNSUPPORTED_ENCODING'],
+      ['application/x-www-form-urlencoded; charset=iso-8859-1', 415, 'ERR_UNSUPPORTED_ENCODING'],
+    ];
+    for (const [type, status, code] of table) {
+      it(`${type} -> ${status}`, async () => {
+        const before = await queued();
+        const res = await stack.post(sampleText, '/i', { 'content-type': type });
+        assert.equal(res.status, status, JSON.stringify(res.json));
+        if (code) {
+          assert.equal(res.json.error.code, code);
+          assert.deepEqual(res.json.error.details.map((d: { path: string }) => d.path), ['headers.content-type']);
+          assert.equal(await queued(), before, 'nothing enqueued');
+        }
+      });
+    }
+  });
+
+  it('never logs the content of a body it refuses', async () => {
+    const secret = 'SECRET-4242-do-not-log';
+    const bodies = [
+      `{"endpoint":{"method":"GET","url":"http://h/?t=${secret}"},"data":[{"a":1},]}`, // broken JSON
+      `${secret} is not JSON`,
+      JSON.stringify({ endpoint: { method: 'PUT', url: `http://h/?t=${secret}` }, data: [{ a: secret }] }),
+      JSON.stringify({ endpoint: { method: 'GET', url: `http://169.254.169.254/?t=${secret}` }, data: [{ a: 1 }] }),
+      JSON.stringify({ endpoint: { method: 'GET', url: `http://h/?t={a}{a}{a}{a}` }, data: [{ a: secret.repeat(100) }] }),
+    ];
+    const from = stack.logs.length;
+    for (const body of bodies) assert.equal((await stack.post(body)).status, 400);
+    const lines = stack.logs.slice(from);
+    assert.equal(lines.filter((l) => l.event === 'ingest_request_failed').length, bodies.length);
+    for (const line of lines) assert.ok(!JSON.stringify(line).includes('SECRET'), `logged: ${JSON.stringify(line)}`);
+    // ... and the client is told where, not shown its own text back either
+    const res = await stack.post(bodies[1]!);
+    assert.equal(res.json.error.code, 'ERR_INVALID_JSON');
+    assert.ok(!JSON.stringify(res.json).includes('SECRET'), JSON.stringify(res.json));
+  });
+
+  it('refuses odd templates and what would be too large once expanded, naming the field', async () => {
+    const table: [unknown, string][] = [
+      [{ endpoint: { method: 'GET', url: 'http://h.example/?a={a' }, data: [{ a: 1 }] }, 'endpoint.url'],
+      [{ endpoint: { method: 'GET', url: 'http://h.example/?a={}' }, data: [{ a: 1 }] }, 'endpoint.url'],
+      [{ endpoint: { method: 'GET', url: 'http://h.example:0/' }, data: [{ a: 1 }] }, 'endpoint.url'],
+      // the issue's poison pill: 674 placeholders (a 2,032-character template), one 150,000-character value
+      [{ endpoint: { method: 'GET', url: `http://h.example/?${'{a}'.repeat(674)}` }, data: [{ a: 'x'.repeat(150_000) }] }, 'data[0]'],
+    ];
+    const big = await Stack.start({ worker: false, redis: stack.redisServer, env: { INGEST_MAX_BODY_BYTES: '1048576' } });
+    try {
+      for (const [body, path] of table) {
+        const before = await queued();
+        const res = await big.post(body);
+        assert.equal(res.status, 400, JSON.stringify(res.json));
+        assert.equal(res.json.error.code, 'ERR_VALIDATION');
+        assert.deepEqual(res.json.error.details.map((d: { path: string }) => d.path), [path]);
+        assert.equal(await queued(), before);
+      }
+    } finally {
+      await big.stop();
     }
   });
 

@@ -62,6 +62,7 @@ describe('monitoring on the in-process stack', () => {
         latencyP95Ms: undefined,
         latencyP99Ms: undefined,
         latencyMeanMs: undefined,
+        deadLetteredByReason: { attempts_exhausted: BAD },
       },
     );
     const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);

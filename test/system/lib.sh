@@ -194,10 +194,7 @@ start_receiver() {  # [listen address, default 127.0.0.1]
 }
 
 write_inventory() {  # the playbook's inventory for the appliance at $APPLIANCE:$SSH_PORT
-  local extra="" proxy=""
-  # Later releases refuse deliveries to private addresses unless allowed (DELIVERY_ALLOW_NETWORKS):
-  # the test's partner is the host, on the test's own network.
-  extra="DELIVERY_ALLOW_NETWORKS: \"${ALLOW_NETWORKS:-127.0.0.0/8}\""
+  local proxy=""
   if [ -n "${PROXY_URL:-}" ]; then
     proxy="
           https_proxy: $PROXY_URL
@@ -226,10 +223,11 @@ all:
         monit_cycle_seconds: 5
         app_npm_env:
           npm_config_cafile: /etc/ssl/certs/ca-certificates.crt$proxy
-        app_extra_settings:
-          $extra
         pm2_ingest_instances: 2
         pm2_delivery_instances: 2
+        # The partner endpoint is at a private or loopback address, which deliveries may not reach
+        # unless allowed (docs/security.md).
+        app_delivery_allow_networks: "$PARTNER/32"
 INV
 }
 

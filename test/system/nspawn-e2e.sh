@@ -39,7 +39,7 @@ trap cleanup EXIT
 ensure_rootfs
 ensure_node_tarball
 net_create
-APPLIANCE=$(net_address 1) PARTNER=$NET_HOST BASE_URL=http://$(net_address 1) ALLOW_NETWORKS=$NET_PREFIX.0/24
+APPLIANCE=$(net_address 1) PARTNER=$NET_HOST BASE_URL=http://$(net_address 1)
 NAME=pbe2e-${NET_PREFIX##*.}
 : > "$W/$NAME.log"
 start_egress_proxy

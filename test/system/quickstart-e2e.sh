@@ -36,13 +36,11 @@ prepare_rootfs "$ROOT" quickstart
 ! chroot "$ROOT" sh -c 'command -v sudo || command -v node || command -v npm' >/dev/null || fail "the rootfs has sudo or Node.js"
 mkdir -p "$ROOT/root/postback"
 (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) | tar -C "$ROOT/root/postback" -xf -
-# Harness, not quick start: later releases refuse deliveries to private addresses unless allowed, and
-# the test's partner is the host on the test's own network.
-cat > "$ROOT/root/postback/ansible/inventories/local/group_vars/all/zz-test-harness.yml" <<VARS
----
-app_extra_settings:
-  DELIVERY_ALLOW_NETWORKS: "$NET_PREFIX.0/24"
-VARS
+# The partner is at $PARTNER (the host, on the test's bridge), which the destination policy refuses by
+# default: allow it in the local inventory, as the README tells a user whose partner is on their LAN.
+local_vars=$ROOT/root/postback/ansible/inventories/local/group_vars/all/main.yml
+sed -i "s|^app_delivery_allow_networks: .*|app_delivery_allow_networks: \"$PARTNER/32\"|" "$local_vars"
+grep -qx "app_delivery_allow_networks: \"$PARTNER/32\"" "$local_vars" || fail "no app_delivery_allow_networks line in the local inventory"
 
 start_receiver "$NET_HOST"
 

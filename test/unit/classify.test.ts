@@ -39,6 +39,7 @@ describe('classifyAttempt', () => {
     [err('ERR_UNSUPPORTED_PROTOCOL'), 'permanent'],
     [err('ERR_TEMPLATE_MISSING'), 'permanent'],
     [err('ERR_BAD_POSTBACK'), 'permanent'],
+    [err('ERR_DESTINATION_FORBIDDEN'), 'permanent'],
   ];
   for (const [result, want] of table) {
     it(`${result.kind === 'response' ? result.status : result.code} -> ${want}`, () => assert.equal(classifyAttempt(result), want));
@@ -64,6 +65,7 @@ describe('decide', () => {
     ['error on the last attempt is dead: exhausted', err('ECONNREFUSED'), 5, 5, { action: 'dead', reason: 'attempts_exhausted' }],
     ['404 on the first attempt is dead at once', res(404), 1, 5, { action: 'dead', reason: 'permanent_status' }],
     ['bad URL is dead at once', err('ERR_INVALID_URL'), 1, 5, { action: 'dead', reason: 'permanent_error' }],
+    ['a forbidden destination is dead at once, with its own reason', err('ERR_DESTINATION_FORBIDDEN'), 1, 5, { action: 'dead', reason: 'destination_forbidden' }],
     ['max 1 attempt: a 5xx is dead', res(502), 1, 1, { action: 'dead', reason: 'attempts_exhausted' }],
   ];
   for (const [name, result, attempt, max, want] of table) {

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatPath, quickValidate, validateIngestRequest, validateWithSchema } from '../../src/ingest/schemas.js';
+import { formatPath, quickValidate, validateIngestRequest, validateWithSchema, type DeliveryLimits, type IngestLimits } from '../../src/ingest/schemas.js';
+import { DEFAULT_POLICY, createDestinationPolicy } from '../../src/shared/destination-policy.js';
 import { ValidationError } from '../../src/shared/errors.js';
 
-const limits = { maxDataItems: 3, maxUrlLength: 64 };
+const delivery: DeliveryLimits = { policy: DEFAULT_POLICY, maxUrlLength: 300, maxBodyBytes: 200, postFormat: 'json', unmatchedDefault: '' };
+const limits: IngestLimits = { maxDataItems: 3, maxUrlLength: 64, delivery };
 const ok = { endpoint: { method: 'GET', url: 'http://h.test/?a={a}' }, data: [{ a: 'x' }] };
 
 /** The detail paths a body is rejected with ([] when accepted). */
-function rejectedPaths(body: unknown): string[] {
+function rejectedPaths(body: unknown, l: IngestLimits = limits): string[] {
   try {
-    validateIngestRequest(body, limits);
+    validateIngestRequest(body, l);
     return [];
   } catch (err) {
     assert.ok(err instanceof ValidationError, `expected ValidationError, got ${String(err)}`);
@@ -61,6 +63,24 @@ describe('validateIngestRequest rejects, naming the field', () => {
     ['an array value', { ...ok, data: [{ a: [1] }] }, ['data[0].a']],
     ['an unknown top-level field', { ...ok, extra: 1 }, ['extra']],
     ['an unknown endpoint field', { ...ok, endpoint: { ...ok.endpoint, headers: {} } }, ['endpoint.headers']],
+    // odd templates: refused, not sent as they are
+    ['an unclosed placeholder', { ...ok, endpoint: { method: 'GET', url: 'http://h.test/?a={a' } }, ['endpoint.url']],
+    ['an empty placeholder', { ...ok, endpoint: { method: 'GET', url: 'http://h.test/?a={}' } }, ['endpoint.url']],
+    ['a stray closing brace', { ...ok, endpoint: { method: 'GET', url: 'http://h.test/?a=}' } }, ['endpoint.url']],
+    ['port 0', { ...ok, endpoint: { method: 'GET', url: 'http://h.test:0/?a={a}' } }, ['endpoint.url']],
+    // destinations the policy refuses, where the host is a literal address (or localhost)
+    ['a loopback literal', { ...ok, endpoint: { method: 'GET', url: 'http://127.0.0.1/?a={a}' } }, ['endpoint.url']],
+    ['loopback spelled as a number', { ...ok, endpoint: { method: 'GET', url: 'http://2130706433/' } }, ['endpoint.url']],
+    ['loopback in octal', { ...ok, endpoint: { method: 'GET', url: 'http://0177.0.0.1/' } }, ['endpoint.url']],
+    ['IPv6 loopback', { ...ok, endpoint: { method: 'GET', url: 'http://[::1]:8080/' } }, ['endpoint.url']],
+    ['IPv4-mapped loopback', { ...ok, endpoint: { method: 'GET', url: 'http://[::ffff:127.0.0.1]/' } }, ['endpoint.url']],
+    ['cloud metadata', { ...ok, endpoint: { method: 'GET', url: 'http://169.254.169.254/latest/' } }, ['endpoint.url']],
+    ['a private address', { ...ok, endpoint: { method: 'POST', url: 'http://10.0.0.1/' } }, ['endpoint.url']],
+    ['localhost', { ...ok, endpoint: { method: 'GET', url: 'http://localhost:9090/' } }, ['endpoint.url']],
+    // what a postback would be once expanded: measured against the delivery limits
+    ['a data object that expands the URL past the limit', { ...ok, data: [{ a: 'x' }, { a: '€'.repeat(100) }] }, ['data[1]']],
+    ['the poison pill: 674 placeholders and one long value', { endpoint: { method: 'GET', url: 'http://h/?' + '{a}'.repeat(18) }, data: [{ a: 'y'.repeat(150_000) }] }, ['data[0]']],
+    ['a POST body past the limit', { endpoint: { method: 'POST', url: 'http://h.test/' }, data: [{ a: 'x' }, { a: 'z'.repeat(300) }] }, ['data[1]']],
     [
       'several problems at once, all named',
       { endpoint: { method: 'DELETE', url: 'nope' }, data: [{ a: {} }] },
@@ -68,6 +88,32 @@ describe('validateIngestRequest rejects, naming the field', () => {
     ],
   ];
   for (const [name, body, paths] of table) it(name, () => assert.deepEqual(rejectedPaths(body), paths));
+
+  it('the messages say what is wrong and by how much', () => {
+    const message = (body: unknown, l: IngestLimits = limits) => {
+      try {
+        validateIngestRequest(body, l);
+        return '';
+      } catch (err) {
+        return (err as ValidationError).message;
+      }
+    };
+    assert.equal(message({ ...ok, endpoint: { method: 'GET', url: 'http://2130706433/' } }), 'endpoint.url points at 127.0.0.1, a loopback address deliveries may not connect to');
+    assert.equal(message({ ...ok, endpoint: { method: 'GET', url: 'http://[::ffff:a9fe:a9fe]/' } }), 'endpoint.url points at ::ffff:a9fe:a9fe, a ipv4Mapped:linkLocal address deliveries may not connect to');
+    assert.equal(message({ ...ok, endpoint: { method: 'GET', url: 'http://h.test/?a={' } }), "endpoint.url has a '{' at position 17 that opens no {name} placeholder");
+    assert.equal(message({ ...ok, endpoint: { method: 'GET', url: 'http://h.test:0/' } }), 'endpoint.url must have a port from 1 to 65535');
+    assert.equal(message({ ...ok, data: [{ a: 'x'.repeat(290) }] }), 'data[0] expands endpoint.url to 307 characters, more than the limit of 300');
+    assert.equal(message({ endpoint: { method: 'POST', url: 'http://h.test/' }, data: [{ a: 'z'.repeat(300) }] }), 'data[0] makes a POST body of 308 bytes, more than the limit of 200');
+    const ports = { ...limits, delivery: { ...delivery, policy: createDestinationPolicy({ allowPorts: '443' }) } };
+    assert.equal(message({ ...ok, endpoint: { method: 'GET', url: 'http://h.test/' } }, ports), 'endpoint.url has port 80, which deliveries may not connect to');
+    assert.equal(message({ ...ok, endpoint: { method: 'GET', url: 'https://h.test/' } }, ports), '');
+  });
+
+  it('the operator\'s allowances are the policy\'s: an allowed network is accepted', () => {
+    const allowLoopback = { ...limits, delivery: { ...delivery, policy: createDestinationPolicy({ allowNetworks: '127.0.0.0/8' }) } };
+    assert.deepEqual(rejectedPaths({ ...ok, endpoint: { method: 'GET', url: 'http://127.0.0.1:8080/?a={a}' } }, allowLoopback), []);
+    assert.deepEqual(rejectedPaths({ ...ok, endpoint: { method: 'GET', url: 'http://localhost/' } }, allowLoopback), []);
+  });
 
   it('the message names the field and counts the rest', () => {
     try {
@@ -170,8 +216,9 @@ describe('quickValidate (the hand-checked fast path) is never looser than the sc
       { endpoint: { method: 'post', url: 'https://h.test/' }, data: [{ s: 's', e: '', n: 1.5, t: true, u: null }, {}] },
       { endpoint: { method: 'GET', url: 'http://sample_domain_endpoint.com/data?key={key}&value={value}&foo={bar}' }, data: [{ key: 'Azureus', value: 'Dendrobates' }] },
     ]) {
-      assert.deepEqual(quickValidate(b, { maxDataItems: 3, maxUrlLength: 200 }), validateWithSchema(b, { maxDataItems: 3, maxUrlLength: 200 }));
-      assert.ok(quickValidate(b, { maxDataItems: 3, maxUrlLength: 200 }));
+      const l: IngestLimits = { maxDataItems: 3, maxUrlLength: 200, delivery };
+      assert.deepEqual(quickValidate(b, l), validateWithSchema(b, l));
+      assert.ok(quickValidate(b, l));
     }
   });
 });

@@ -76,7 +76,7 @@ describe('summarize', () => {
       [
         { acc: '5', ok: '4', retry: '1', l0: '4', lsum: '20' },
         null,
-        { acc: '2', ok: '2', dead: '1', retry: '2', l3: '2', lsum: '150', qlive: '7', qretry: '2', qdead: '1' },
+        { acc: '2', ok: '2', dead: '1', 'd:destination_forbidden': '1', retry: '2', l3: '2', lsum: '150', qlive: '7', qretry: '2', qdead: '1' },
       ],
     );
     assert.deepEqual(series.t, [100, 110, 120]);
@@ -99,6 +99,7 @@ describe('summarize', () => {
       latencyP95Ms: 92.5, // rank 5.7: (50,100] holding 2, 1.7 in
       latencyP99Ms: 98.5,
       latencyMeanMs: 28.3,
+      deadLetteredByReason: { destination_forbidden: 1 },
     });
   });
 });

@@ -4,11 +4,16 @@ import { describe, it } from 'node:test';
 import {
   compileTemplate,
   encodeComponent,
+  encodedLength,
+  expandedLength,
   expandTemplate,
+  formBodyLength,
   isHttpUrlTemplate,
   placeholderKeys,
+  placeholderProblem,
   type DataObject,
 } from '../../src/shared/template.js';
+import { formBody } from '../../src/delivery/deliver.js';
 
 const expand = (url: string, data: DataObject, dflt = '') => expandTemplate(compileTemplate(url), data, dflt);
 
@@ -85,4 +90,48 @@ describe('isHttpUrlTemplate', () => {
     ['http://a b/', false],
   ];
   for (const [url, ok] of table) it(`${JSON.stringify(url)} -> ${ok}`, () => assert.equal(isHttpUrlTemplate(url), ok));
+});
+
+describe('placeholderProblem: odd templates are refused, not sent as they are', () => {
+  const table: [string, string | undefined][] = [
+    ['http://h/?a={a}&b={b}', undefined],
+    ['http://h/', undefined],
+    ['http://{sub}.h/{a}{b}', undefined],
+    ['http://h/?a={a&b=}', undefined],
+    ['http://h/?a={a', "has a '{' at position 12 that opens no {name} placeholder"],
+    ['http://h/?a={}', 'has an empty placeholder {} at position 12'],
+    ['http://h/?a=a}', "has a '}' that closes no placeholder at position 13"],
+    ['http://h/?a={{a}}', "has a '{' at position 12 that opens no {name} placeholder"],
+    ['http://h/?a={a}}', "has a '}' that closes no placeholder at position 15"],
+    ['http://h/{a}?b={', "has a '{' at position 15 that opens no {name} placeholder"],
+  ];
+  for (const [url, want] of table) it(`${url} -> ${want ?? 'fine'}`, () => assert.equal(placeholderProblem(url), want));
+});
+
+describe('sizes computed without building', () => {
+  // Every code point class: unreserved, reserved ASCII, 2-, 3- and 4-byte UTF-8, lone surrogates.
+  const texts = ['', 'abc', "-_.!~*'()", ' &=/?#+%', 'żółw', '€uro', '🐢', 'a\uD800b', '\uDC00x', '\uD83D\uDC22\uD83D', 'x\u0000y\u007f', 'a b*c'];
+  it('encodedLength is encodeComponent(text).length', () => {
+    for (const t of texts) assert.equal(encodedLength(t), encodeComponent(t).length, JSON.stringify(t));
+  });
+  it('expandedLength is the expanded URL\'s length, whatever the keys, repeats and default', () => {
+    const templates = ['http://h/x', 'http://h/?a={a}&b={b}&c={c}', 'http://{a}.h/{a}{a}{a}?n={n}&t={t}', '{missing}'];
+    const data: DataObject[] = texts.map((t, i) => ({ a: t, b: texts[(i + 3) % texts.length]!, n: i * 1.5, t: i % 2 === 0, c: null }));
+    for (const tpl of templates) {
+      for (const d of data) {
+        for (const dflt of ['', 'none', 'ü ü']) {
+          const c = compileTemplate(tpl);
+          assert.equal(expandedLength(c, d, dflt), expandTemplate(c, d, dflt).length, `${tpl} ${JSON.stringify(d)} ${dflt}`);
+        }
+      }
+    }
+  });
+  it('formBodyLength is the form-encoded body\'s length in bytes', () => {
+    const objects: DataObject[] = [{}, { a: '1' }, ...texts.map((t, i) => ({ [t || 'k']: t, n: i, z: null, b: false }))];
+    for (const o of objects) assert.equal(formBodyLength(o), Buffer.byteLength(formBody(o)), JSON.stringify(o));
+  });
+  it('the poison pill (674 placeholders, a 150,000-character value) is measured, not built', () => {
+    const tpl = compileTemplate(`http://h/?${'{a}'.repeat(674)}`);
+    assert.equal(expandedLength(tpl, { a: '€'.repeat(150_000) }, ''), 'http://h/?'.length + 674 * 150_000 * 9);
+  });
 });
