@@ -111,6 +111,14 @@ export function parseLogLine(line: string): LogRecord | undefined {
   }
 }
 
+/**
+ * Lines pm2 itself wrote into an app's log: `Reloading log...` after `pm2 reloadLogs` in cluster mode
+ * (the apps drop it since this release; files written before may hold it). `logs tail` skips them.
+ */
+export function isPm2Noise(line: string): boolean {
+  return line.trim() === 'Reloading log...';
+}
+
 const OUTCOME: Record<string, string> = {
   delivery_succeeded: 'OK',
   delivery_retry_scheduled: 'RETRY',
@@ -228,9 +236,23 @@ export function renderStatus(s: QueueInspection, now: number, redisUrl: string):
     out.push('Consumers  none registered');
   } else {
     out.push(`Consumers  (group delivery, ${s.consumers.length})`);
+    // ALIVE is the worker's heartbeat (the same on every Redis); IDLE and INACTIVE are Redis's own
+    // view, whose meaning changed in 7.2 (docs/ctl.md).
     const table = formatTable(
-      [{ header: 'NAME' }, { header: 'PENDING', align: 'right' }, { header: 'IDLE', align: 'right' }, { header: 'INACTIVE', align: 'right' }],
-      s.consumers.map((c) => [c.name, String(c.pending), formatDuration(c.idleMs), c.inactiveMs === undefined ? '-' : formatDuration(c.inactiveMs)]),
+      [
+        { header: 'NAME' },
+        { header: 'ALIVE' },
+        { header: 'PENDING', align: 'right' },
+        { header: 'IDLE', align: 'right' },
+        { header: 'INACTIVE', align: 'right' },
+      ],
+      s.consumers.map((c) => [
+        c.name,
+        c.heartbeatAgeMs === undefined ? 'no' : `yes, ${formatDuration(c.heartbeatAgeMs)} ago`,
+        String(c.pending),
+        formatDuration(c.idleMs),
+        c.inactiveMs === undefined ? '-' : formatDuration(c.inactiveMs),
+      ]),
     );
     out.push(...table.split('\n').map((l) => `  ${l}`));
   }

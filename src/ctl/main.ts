@@ -17,7 +17,7 @@ import { QueueInspector, type DeadLetter, type DeadLetterMatch } from '../shared
 import { createRedis } from '../shared/redis.js';
 import { parseCommand, UsageError, type Command, type DeadFilter, type DeadTarget } from './args.js';
 import { DEFAULT_ENV_FILE, mergeEnv, parseEnvFile } from './envfile.js';
-import { deadLetterJson, formatDuration, hostMatches, redactRedisUrl, logLineMatches, parseLogLine, parseStatusFilter, renderDeadLetters, renderLogLine, renderStatus, templateHost } from './format.js';
+import { deadLetterJson, formatDuration, hostMatches, isPm2Noise, redactRedisUrl, logLineMatches, parseLogLine, parseStatusFilter, renderDeadLetters, renderLogLine, renderStatus, templateHost } from './format.js';
 import { follow, lastLines } from './logs.js';
 
 /** An error to report on one line and exit with `code`. */
@@ -170,14 +170,14 @@ async function runRedisCommand(cmd: Exclude<Command, { cmd: 'help' } | { cmd: 'l
       if (!cmd.yes) {
         if (cmd.json) out(JSON.stringify({ matched: names, deleted: [] }));
         else for (const c of stale) out(`${c.name}  idle ${formatDuration(c.idleMs)}`);
-        warn(`would delete ${plural(names.length, 'consumer')} holding nothing and idle for ${idle} or more; add --yes to do it`);
+        warn(`would delete ${plural(names.length, 'consumer')} holding nothing, with no live worker, and idle for ${idle} or more; add --yes to do it`);
         return 2;
       }
       const deleted = await inspector.pruneConsumers(names, cmd.minIdleMs);
       out(
         cmd.json
           ? JSON.stringify({ matched: names, deleted })
-          : `Deleted ${plural(deleted.length, 'consumer')} holding nothing and idle for ${idle} or more${deleted.length ? `: ${deleted.join(', ')}` : ''}.`,
+          : `Deleted ${plural(deleted.length, 'consumer')} holding nothing, with no live worker, and idle for ${idle} or more${deleted.length ? `: ${deleted.join(', ')}` : ''}.`,
       );
       return 0;
     }
@@ -190,7 +190,7 @@ async function tailLogs(cmd: Extract<Command, { cmd: 'logs-tail' }>, config: Con
     ...(cmd.status !== undefined ? { status: parseStatusFilter(cmd.status) } : {}),
     ...(cmd.host !== undefined ? { host: cmd.host } : {}),
   };
-  const keep = (line: string) => line.trim() !== '' && logLineMatches(parseLogLine(line), filter);
+  const keep = (line: string) => line.trim() !== '' && !isPm2Noise(line) && logLineMatches(parseLogLine(line), filter);
   const print = (line: string) => out(cmd.json ? line : renderLogLine(line));
   let end = 0;
   try {

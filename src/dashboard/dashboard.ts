@@ -6,6 +6,7 @@
  * URL parameters: ?window=<s> (also the selector), ?refresh=<ms> (default 5000).
  */
 import uPlot from 'uplot';
+import { latestIndexes } from './legend.js';
 
 interface Stats {
   generatedAt: number;
@@ -63,12 +64,29 @@ function width(): number {
   return Math.max(300, (document.querySelector('main') as HTMLElement).clientWidth - 40);
 }
 
+/** Legends show each series' latest value while the pointer is elsewhere (uPlot would show `--`). */
+function showLatest(u: uPlot): void {
+  if (u.cursor.idx === null || u.cursor.idx === undefined) u.setLegend({ idxs: latestIndexes(u.data as uPlot.AlignedData) }, false);
+}
+
 function makeChart(el: string, series: uPlot.Series[], yLabel: string): uPlot {
   return new uPlot(
-    { width: width(), height: 220, series: [{}, ...series], axes: [{}, { label: yLabel, size: 60 }], scales: { x: { time: true } } },
+    {
+      width: width(),
+      height: 220,
+      series: [{}, ...series],
+      axes: [{}, { label: yLabel, size: 60 }],
+      scales: { x: { time: true } },
+      hooks: { setCursor: [showLatest] },
+    },
     [[], ...series.map(() => [])],
     document.getElementById(el)!,
   );
+}
+
+function setData(chart: uPlot, data: uPlot.AlignedData): void {
+  chart.setData(data);
+  showLatest(chart);
 }
 
 const volume = makeChart(
@@ -81,12 +99,15 @@ const volume = makeChart(
   ],
   'postbacks',
 );
+// Latency exists only in buckets that delivered something: at low traffic, a few buckets out of many.
+// Each value is drawn as a point and joined across the empty buckets, so it reads as a line.
+const latencyPoints = { show: true, size: 5 };
 const latency = makeChart(
   'latency',
   [
-    { label: 'p50', stroke: '#2e6fd0', width: 2 },
-    { label: 'p95', stroke: '#d99a1e', width: 2 },
-    { label: 'p99', stroke: '#d0413c', width: 1 },
+    { label: 'p50', stroke: '#2e6fd0', width: 2, spanGaps: true, points: latencyPoints },
+    { label: 'p95', stroke: '#d99a1e', width: 2, spanGaps: true, points: latencyPoints },
+    { label: 'p99', stroke: '#d0413c', width: 1, spanGaps: true, points: latencyPoints },
   ],
   'ms',
 );
@@ -142,9 +163,9 @@ function render(s: Stats): void {
   text('queueDead', fmt.format(s.queue.deadLetters));
   text('queueOldest', s.queue.oldestAgeMs ? age(s.queue.oldestAgeMs) : '–');
   const x = s.series.t;
-  volume.setData([x, s.series.accepted, s.series.delivered, s.series.failed, s.series.deadLettered]);
-  latency.setData([x, s.series.p50, s.series.p95, s.series.p99] as uPlot.AlignedData);
-  queue.setData([x, s.series.queueLive, s.series.queueRetry, s.series.queueDead] as uPlot.AlignedData);
+  setData(volume, [x, s.series.accepted, s.series.delivered, s.series.failed, s.series.deadLettered]);
+  setData(latency, [x, s.series.p50, s.series.p95, s.series.p99] as uPlot.AlignedData);
+  setData(queue, [x, s.series.queueLive, s.series.queueRetry, s.series.queueDead] as uPlot.AlignedData);
   renderHosts(s.failingHosts);
 }
 

@@ -3,10 +3,10 @@
  * bad setting), connects to Redis, and delivers until SIGINT/SIGTERM.
  */
 import { createLogger } from '../shared/logger.js';
-import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
-import { Queue } from '../shared/queue.js';
+import { dropPm2LogReloadLine, loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
+import { Queue, WorkerHeartbeat } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
-import { MetricsPublisher, createDeliveryMetrics, serveRegistry } from '../shared/metrics.js';
+import { MetricsExchange, createDeliveryMetrics, serveRegistry } from '../shared/metrics.js';
 import { profileOnSignal } from '../shared/profiling.js';
 import { StatsRecorder, statsOptionsFrom } from '../shared/stats.js';
 import { createDeliverer } from './deliver.js';
@@ -14,6 +14,7 @@ import { monitoringObserver } from './observe.js';
 import { DeliveryWorker } from './worker.js';
 
 async function main(): Promise<void> {
+  dropPm2LogReloadLine();
   const config = loadConfigOrExit('delivery');
   const logger = createLogger('delivery', config.logLevel);
   const redis = createRedis(config.redisUrl, 'worker');
@@ -57,11 +58,17 @@ async function main(): Promise<void> {
     maxSockets: config.deliveryConcurrency,
     policy: config.destinationPolicy,
   });
-  // Monitoring: metrics in this process's registry, published to Redis (ingest's /metrics shows every
-  // process) and optionally served on 127.0.0.1; statistics counted here and flushed to Redis.
+  // Monitoring: metrics in this process's registry, given to ingest when it asks (its /metrics shows
+  // every process) and optionally served on 127.0.0.1; statistics counted here and flushed to Redis;
+  // a heartbeat that says this worker is alive, whatever the Redis version (postback-ctl status).
   let worker: DeliveryWorker | undefined;
   const metrics = createDeliveryMetrics(config.deliveryConsumerName, config.statsTopHosts, () => worker?.inFlightCount ?? 0);
-  const publisher = new MetricsPublisher(redis, config.queuePrefix, config.deliveryConsumerName, metrics.registry, config.metricsPushIntervalMs);
+  const subscriber = createRedis(config.redisUrl, 'subscriber');
+  subscriber.on('error', () => {
+    /* watched through the other connections */
+  });
+  const exchange = new MetricsExchange(redis, subscriber, config.queuePrefix, config.deliveryConsumerName, metrics.registry);
+  const heartbeat = new WorkerHeartbeat(redis, config.queuePrefix, config.deliveryConsumerName, config.deliveryHeartbeatIntervalMs);
   const stats = config.statsEnabled
     ? new StatsRecorder(redis, statsOptionsFrom(config, { sampleQueue: true }))
     : undefined;
@@ -89,15 +96,17 @@ async function main(): Promise<void> {
       deliver.close();
       metricsServer?.close();
       await stats?.stop();
-      await publisher.stop();
+      await heartbeat.stop();
+      await exchange.stop();
       await Promise.all([redis.quit().catch(() => redis.disconnect()), blocking.quit().catch(() => blocking.disconnect())]);
     },
     config.deliveryBlockMs + config.deliveryShutdownTimeoutMs + 3000,
   );
 
   await started.start();
+  await heartbeat.start();
   stats?.start();
-  publisher.start();
+  void exchange.start();
   signalReady();
 }
 

@@ -4,10 +4,11 @@
  */
 import http from 'node:http';
 import { createLogger } from '../shared/logger.js';
-import { loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
+import { dropPm2LogReloadLine, loadConfigOrExit, onShutdownSignal, signalReady } from '../shared/lifecycle.js';
 import { Queue } from '../shared/queue.js';
 import { createRedis } from '../shared/redis.js';
-import { MetricsPublisher, createIngestMetrics, ingestInstanceName } from '../shared/metrics.js';
+import { MetricsExchange, createIngestMetrics, ingestInstanceName } from '../shared/metrics.js';
+import { statsKeys } from '../shared/queue.js';
 import { profileOnSignal } from '../shared/profiling.js';
 import { StatsRecorder, statsOptionsFrom } from '../shared/stats.js';
 import { createIngestApp } from './app.js';
@@ -16,6 +17,7 @@ import { RedisMemoryWatch } from './memory-watch.js';
 import { defaultDashboardDir } from './monitoring.js';
 
 function main(): void {
+  dropPm2LogReloadLine();
   const config = loadConfigOrExit('ingest');
   const logger = createLogger('ingest', config.logLevel);
   const redis = createRedis(config.redisUrl, 'ingest', config.ingestRedisTimeoutMs);
@@ -37,11 +39,15 @@ function main(): void {
     // Leave room inside the command timeout for the enqueue itself.
     replicaTimeoutMs: Math.max(10, Math.floor(config.ingestRedisTimeoutMs / 2)),
   });
-  // Monitoring: this process's metrics (published to Redis for whichever instance answers /metrics)
-  // and statistics (counted here, flushed to Redis in one pipeline per interval).
+  // Monitoring: this process's metrics (given to whichever instance answers /metrics when it asks,
+  // over pub/sub) and statistics (counted here, flushed to Redis in one pipeline per interval).
   const instanceName = ingestInstanceName(config.instance);
   const metrics = createIngestMetrics(instanceName);
-  const publisher = new MetricsPublisher(redis, config.queuePrefix, instanceName, metrics.registry, config.metricsPushIntervalMs);
+  const subscriber = createRedis(config.redisUrl, 'subscriber');
+  subscriber.on('error', () => {
+    /* the main connection logs Redis trouble */
+  });
+  const exchange = new MetricsExchange(redis, subscriber, config.queuePrefix, instanceName, metrics.registry);
   // Ingest samples the queue's depth too, so the dashboard still shows the backlog when every delivery
   // worker is down, which is when it matters most.
   const stats = config.statsEnabled
@@ -69,12 +75,12 @@ function main(): void {
     },
     monitoring: {
       metrics,
-      instanceName,
+      exchange,
       ...(stats ? { stats } : {}),
       redis,
       queue,
       prefix: config.queuePrefix,
-      metricsFreshMs: config.metricsPushIntervalMs * 3,
+      metricsCollectTimeoutMs: config.metricsCollectTimeoutMs,
       statsMaxWindowS: config.statsCoarseRetentionS,
       dashboardDir: defaultDashboardDir(),
     },
@@ -93,7 +99,7 @@ function main(): void {
   server.listen(config.ingestPort, config.ingestHost, () => {
     const addr = server.address();
     stats?.start();
-    publisher.start();
+    void exchange.start();
     logger.info('ingest listening', { event: 'ingest_listening', address: addr });
     // Ready (for pm2's wait_ready) once the Redis connection is up, or after 5 s anyway: ingest up with
     // Redis down answers 503 and /health says why, which beats a process pm2 keeps waiting for.
@@ -106,6 +112,8 @@ function main(): void {
     const readyTimer = setTimeout(ready, 5000);
     const onRedisReady = () => {
       clearTimeout(readyTimer);
+      // Earlier releases pushed metrics snapshots into this hash; nothing reads it any more.
+      redis.del(statsKeys(config.queuePrefix).legacyMetrics).catch(() => undefined);
       logger.info('ingest ready: Redis answers', { event: 'ingest_ready' });
       ready();
     };
@@ -127,7 +135,7 @@ function main(): void {
       });
       memory.stop();
       await stats?.stop();
-      await publisher.stop();
+      await exchange.stop();
       await redis.quit().catch(() => redis.disconnect());
     },
     8000,

@@ -16,20 +16,20 @@ import type Router from '@koa/router';
 import type { RouterMiddleware } from '@koa/router';
 import type { Redis } from 'ioredis';
 import { AppError } from '../shared/errors.js';
-import { METRICS_CONTENT_TYPE, collectMetrics, methodLabel, routeLabel, type IngestMetrics } from '../shared/metrics.js';
+import { METRICS_CONTENT_TYPE, collectMetrics, methodLabel, routeLabel, type IngestMetrics, type MetricsExchange } from '../shared/metrics.js';
 import type { Queue } from '../shared/queue.js';
 import { COARSE_S, FINE_S, readStats, type StatsRecorder } from '../shared/stats.js';
 
 export interface IngestMonitoring {
   readonly metrics: IngestMetrics;
-  /** This process's name in pb:metrics (its `instance` label). */
-  readonly instanceName: string;
+  /** This process's side of the metrics exchange (its name is its `instance` label). */
+  readonly exchange: MetricsExchange;
   readonly stats?: StatsRecorder;
   readonly redis: Redis;
   readonly queue: Queue;
   readonly prefix: string;
-  /** Snapshots older than this are left out of /metrics, ms (three push intervals). */
-  readonly metricsFreshMs: number;
+  /** How long /metrics waits for the other processes' metrics, ms. */
+  readonly metricsCollectTimeoutMs: number;
   /** Longest /stats window, s (the 1-minute buckets' retention). */
   readonly statsMaxWindowS: number;
   /** Folder with the built dashboard (index.html, dashboard.js, dashboard.css). */
@@ -90,10 +90,8 @@ export function monitoringRoutes(router: Router, m: IngestMonitoring): void {
     ctx.set('Cache-Control', 'no-store');
     ctx.type = METRICS_CONTENT_TYPE;
     ctx.body = await collectMetrics({
-      redis: m.redis,
-      prefix: m.prefix,
-      self: { name: m.instanceName, registry: m.metrics.registry },
-      freshMs: m.metricsFreshMs,
+      exchange: m.exchange,
+      timeoutMs: m.metricsCollectTimeoutMs,
       queueStatus: () => m.queue.status(),
     });
   });

@@ -71,6 +71,8 @@ export interface Config {
   readonly deliveryMaintenanceIntervalMs: number;
   /** Time a stopping worker gives in-flight deliveries before handing them back, ms. @defaultValue 8000 */
   readonly deliveryShutdownTimeoutMs: number;
+  /** How often a worker refreshes its heartbeat key (alive while it exists: three intervals), ms. @defaultValue 30000 */
+  readonly deliveryHeartbeatIntervalMs: number;
   /** Exit (so pm2 restarts the worker) when Redis has been unreachable this long, ms. @defaultValue 60000 */
   readonly deliveryRedisDownExitMs: number;
   /** Name of this worker in the consumer group; stable names let a restarted worker resume its own work at once. */
@@ -99,8 +101,8 @@ export interface Config {
   readonly statsCoarseRetentionS: number;
   /** Endpoint hosts counted one by one per flush and per process (the rest as "(other)"); also the metrics' host label limit. @defaultValue 50 */
   readonly statsTopHosts: number;
-  /** How often each process publishes its metrics snapshot to Redis for GET /metrics, ms. @defaultValue 5000 */
-  readonly metricsPushIntervalMs: number;
+  /** How long GET /metrics waits for the other processes' metrics (asked over Redis pub/sub), ms. @defaultValue 2000 */
+  readonly metricsCollectTimeoutMs: number;
   /** A delivery worker also serves its own metrics on 127.0.0.1:(this + its pm2 instance number); 0 = off. @defaultValue 0 */
   readonly metricsWorkerPortBase: number;
   /** Where SIGUSR2 CPU profiles are written. @defaultValue the OS temporary directory */
@@ -172,6 +174,7 @@ const schema = Joi.object({
   DELIVERY_CLAIM_MIN_IDLE_MS: int().min(100).default(60_000),
   DELIVERY_MAINTENANCE_INTERVAL_MS: int().min(10).max(600_000).default(1000),
   DELIVERY_SHUTDOWN_TIMEOUT_MS: int().min(0).max(600_000).default(8000),
+  DELIVERY_HEARTBEAT_INTERVAL_MS: int().min(100).max(3_600_000).default(30_000),
   DELIVERY_REDIS_DOWN_EXIT_MS: int().min(1000).default(60_000),
   DELIVERY_CONSUMER_NAME: Joi.string().pattern(/^[A-Za-z0-9_.:@-]+$/).max(128),
   DELIVERY_USER_AGENT: Joi.string().max(256).default('postback-delivery/0.1'),
@@ -187,7 +190,7 @@ const schema = Joi.object({
   STATS_FINE_RETENTION_S: int().min(600).max(30 * 86_400).default(86_400),
   STATS_COARSE_RETENTION_S: int().min(3600).max(366 * 86_400).default(7 * 86_400),
   STATS_TOP_HOSTS: int().min(1).max(1000).default(50),
-  METRICS_PUSH_INTERVAL_MS: int().min(500).max(300_000).default(5000),
+  METRICS_COLLECT_TIMEOUT_MS: int().min(50).max(30_000).default(2000),
   METRICS_WORKER_PORT_BASE: int().min(0).max(65_000).default(0),
   PROFILE_DIR: Joi.string().default(os.tmpdir()),
   PROFILE_CPU_SECONDS: int().min(1).max(600).default(30),
@@ -290,6 +293,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     deliveryMaxResponseBytes: v.DELIVERY_MAX_RESPONSE_BYTES,
     deliveryClaimMinIdleMs: v.DELIVERY_CLAIM_MIN_IDLE_MS,
     deliveryMaintenanceIntervalMs: v.DELIVERY_MAINTENANCE_INTERVAL_MS,
+    deliveryHeartbeatIntervalMs: v.DELIVERY_HEARTBEAT_INTERVAL_MS,
     deliveryShutdownTimeoutMs: v.DELIVERY_SHUTDOWN_TIMEOUT_MS,
     deliveryRedisDownExitMs: v.DELIVERY_REDIS_DOWN_EXIT_MS,
     deliveryConsumerName: v.DELIVERY_CONSUMER_NAME ?? `${os.hostname()}-${instance}`,
@@ -303,7 +307,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     statsFineRetentionS: v.STATS_FINE_RETENTION_S,
     statsCoarseRetentionS: v.STATS_COARSE_RETENTION_S,
     statsTopHosts: v.STATS_TOP_HOSTS,
-    metricsPushIntervalMs: v.METRICS_PUSH_INTERVAL_MS,
+    metricsCollectTimeoutMs: v.METRICS_COLLECT_TIMEOUT_MS,
     metricsWorkerPortBase: v.METRICS_WORKER_PORT_BASE,
     profileDir: v.PROFILE_DIR,
     profileCpuSeconds: v.PROFILE_CPU_SECONDS,

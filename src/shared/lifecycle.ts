@@ -54,3 +54,20 @@ export function onShutdownSignal(logger: Logger, stop: (signal: string) => Promi
 export function signalReady(): void {
   if (typeof process.send === 'function') process.send('ready');
 }
+
+/** What pm2 prints into an app's own stdout when it reopens the log files in cluster mode. */
+export const PM2_LOG_RELOAD_LINE = 'Reloading log...';
+
+/**
+ * Keep the apps' logs JSON only. After `pm2 reloadLogs` (logrotate's postrotate), pm2's container
+ * code in a cluster-mode process (ingest) calls console.log('Reloading log...') in that process, so
+ * the line lands in ingest.log among the JSON. The apps never log through console.log (winston writes
+ * to stdout directly), so that one exact line is dropped; anything else passes unchanged.
+ */
+export function dropPm2LogReloadLine(): void {
+  const log = console.log.bind(console);
+  console.log = (...args: unknown[]) => {
+    if (args.length === 1 && args[0] === PM2_LOG_RELOAD_LINE) return;
+    log(...args);
+  };
+}

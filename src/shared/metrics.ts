@@ -4,19 +4,24 @@
  * Under pm2 the ingest service runs in cluster mode: every instance shares port 3000 and a scrape of
  * /metrics reaches whichever instance the kernel picks, and delivery workers have no HTTP server at
  * all. prom-client's AggregatorRegistry.clusterMetrics() relies on the cluster master answering IPC,
- * which under pm2 is pm2's own daemon, so it cannot be used. Instead:
+ * which under pm2 is pm2's own daemon, so it cannot be used. Instead, at scrape time, over Redis
+ * pub/sub (MetricsExchange):
  *
  * - every process keeps its own registry, every series labelled `service` and `instance`
- *   (`<hostname>-<pm2 instance>` for ingest, the consumer name for workers), and publishes a JSON
- *   snapshot of it to Redis (HSET pb:metrics <instance> ...) every METRICS_PUSH_INTERVAL_MS;
- * - the ingest instance that answers GET /metrics reads every fresh snapshot (its own taken live),
- *   merges them with prom-client's AggregatorRegistry.aggregate (distinct instance labels keep every
- *   process's series apart) and adds the queue-wide gauges (queue depth, retry set, dead letters)
- *   read from Redis once, without an instance label.
+ *   (`<hostname>-ingest-<pm2 instance>` for ingest, the consumer name for workers), and listens on
+ *   the channel pb:metrics:req;
+ * - the ingest instance that answers GET /metrics publishes one request there; PUBLISH answers how
+ *   many processes heard it, and each replies with its registry as JSON on the asker's own channel;
+ * - the asker waits for that many replies (at most METRICS_COLLECT_TIMEOUT_MS), takes its own registry
+ *   live, merges them with prom-client's AggregatorRegistry.aggregate (distinct instance labels keep
+ *   every process's series apart) and adds the queue-wide gauges (queue depth, retry set, dead
+ *   letters) read from Redis once, without an instance label.
  *
- * Any instance answers the same thing, within one push interval. A process that stopped publishing
- * drops out after three intervals (and its snapshot is deleted after an hour); its counters restart
- * at 0 when pm2 restarts it, which Prometheus's rate() treats as a counter reset.
+ * Pub/sub messages are not stored and never reach the AOF: an idle appliance writes nothing for its
+ * metrics (earlier releases pushed a 12-16 KB snapshot per process every 5 s), and every answer is
+ * current. A process that does not answer in time (dead, hung, cut off from Redis) is simply not in the
+ * answer: postback_metrics_processes says how many are. Counters restart at 0 when pm2 restarts a
+ * process, which Prometheus's rate() treats as a counter reset.
  */
 import http from 'node:http';
 import os from 'node:os';
@@ -154,91 +159,143 @@ export function ingestInstanceName(instance: string): string {
 
 type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 
-interface Snapshot {
-  readonly at: number;
+/** A request on pb:metrics:req. */
+interface MetricsRequest {
+  readonly id: string;
+  readonly replyTo: string;
+}
+
+/** A reply on the asker's channel. */
+interface MetricsReply {
+  readonly id: string;
+  readonly name: string;
   readonly metrics: MetricJson[];
 }
 
-/** Publishes a process's registry to Redis on a timer, for whichever ingest answers /metrics. */
-export class MetricsPublisher {
-  private timer: NodeJS.Timeout | undefined;
-  private readonly key: string;
+interface Gathering {
+  readonly replies: Map<string, MetricJson[]>;
+  expected: number;
+  done: () => void;
+}
+
+/**
+ * One process's side of the metrics exchange: answers every request with its own registry and, in
+ * ingest, gathers every process's answer for GET /metrics. Uses its own subscriber connection (a
+ * connection that subscribes can do nothing else) and the process's connection for PUBLISH.
+ */
+export class MetricsExchange {
+  private readonly requests: string;
+  private readonly replies: string;
+  private readonly gatherings = new Map<string, Gathering>();
+  private seq = 0;
+  private started = false;
 
   constructor(
     private readonly redis: Redis,
+    private readonly subscriber: Redis,
     prefix: string,
     readonly name: string,
     readonly registry: Registry,
-    private readonly intervalMs: number,
   ) {
-    this.key = statsKeys(prefix).metrics;
+    const keys = statsKeys(prefix);
+    this.requests = keys.metricsRequests;
+    this.replies = keys.metricsReplies(name);
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.requests) void this.answer(message);
+      else if (channel === this.replies) this.gather(message);
+    });
   }
 
-  start(): void {
-    if (this.timer) return;
-    void this.publish();
-    this.timer = setInterval(() => void this.publish(), this.intervalMs);
-    this.timer.unref();
+  /** Listen for requests (and replies to this process's own). Resolves once subscribed. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    // ioredis subscribes again by itself after a reconnection.
+    await this.subscriber.subscribe(this.requests, this.replies);
   }
 
-  async publish(now = Date.now()): Promise<void> {
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    for (const g of this.gatherings.values()) g.done();
+    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+  }
+
+  private async answer(message: string): Promise<void> {
+    let req: MetricsRequest;
     try {
-      const snapshot: Snapshot = { at: now, metrics: await this.registry.getMetricsAsJSON() };
-      await this.redis.hset(this.key, this.name, JSON.stringify(snapshot));
+      req = JSON.parse(message) as MetricsRequest;
     } catch {
-      /* Redis away: the next tick tries again; /metrics shows this process as missing meanwhile */
+      return;
+    }
+    if (req.replyTo === this.replies || typeof req.replyTo !== 'string') return; // our own request: we answer it live
+    try {
+      const reply: MetricsReply = { id: req.id, name: this.name, metrics: await this.registry.getMetricsAsJSON() };
+      await this.redis.publish(req.replyTo, JSON.stringify(reply));
+    } catch {
+      /* Redis away: the asker goes without this process */
     }
   }
 
-  /** Stop publishing and remove this process's snapshot (a clean stop is not a missing process). */
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.redis.hdel(this.key, this.name).catch(() => undefined);
+  private gather(message: string): void {
+    let reply: MetricsReply;
+    try {
+      reply = JSON.parse(message) as MetricsReply;
+    } catch {
+      return;
+    }
+    const g = this.gatherings.get(reply.id);
+    if (!g || !Array.isArray(reply.metrics)) return;
+    g.replies.set(String(reply.name), reply.metrics);
+    if (g.replies.size >= g.expected) g.done();
+  }
+
+  /**
+   * Every other process's metrics: ask them all, wait until as many answered as heard the request, or
+   * `timeoutMs`. Throws when Redis cannot take the request (the caller reports postback_redis_up 0).
+   */
+  async collect(timeoutMs: number): Promise<Map<string, MetricJson[]>> {
+    const id = `${this.name}:${process.pid}:${++this.seq}`;
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const g: Gathering = { replies: new Map(), expected: Infinity, done: finish };
+    this.gatherings.set(id, g);
+    const timer = setTimeout(finish, timeoutMs);
+    try {
+      const heard = Number(await this.redis.publish(this.requests, JSON.stringify({ id, replyTo: this.replies } satisfies MetricsRequest)));
+      // Every subscribed process heard it, this one included (it answers itself live).
+      g.expected = Math.max(0, heard - (this.started ? 1 : 0));
+      if (g.replies.size >= g.expected) finish();
+      await finished;
+      return g.replies;
+    } finally {
+      clearTimeout(timer);
+      this.gatherings.delete(id);
+    }
   }
 }
 
 export interface CollectOptions {
-  readonly redis: Redis;
-  readonly prefix: string;
-  /** The answering process: its registry is read live instead of from its snapshot. */
-  readonly self?: { readonly name: string; readonly registry: Registry };
-  /** Snapshots older than this are left out, ms. */
-  readonly freshMs: number;
+  /** This process's side of the exchange: its registry is read live, the others are asked. */
+  readonly exchange: MetricsExchange;
+  /** How long to wait for the other processes' answers, ms. */
+  readonly timeoutMs: number;
   readonly queueStatus: () => Promise<QueueStatus>;
-  readonly now?: number;
 }
-
-/** Snapshots are deleted once this old: the process is gone for good (scaled down, renamed). */
-const SNAPSHOT_FORGET_MS = 3_600_000;
 
 /** The Prometheus text of every live process plus the queue-wide gauges. */
 export async function collectMetrics(o: CollectOptions): Promise<string> {
-  const now = o.now ?? Date.now();
-  const key = statsKeys(o.prefix).metrics;
   // Redis away: still answer, with this process's own metrics and postback_redis_up 0, so the scrape
   // itself says what is wrong instead of failing.
   let redisUp = 1;
-  let raw: Record<string, string> = {};
+  let others = new Map<string, MetricJson[]>();
   try {
-    raw = await o.redis.hgetall(key);
+    others = await o.exchange.collect(o.timeoutMs);
   } catch {
     redisUp = 0;
   }
-  const snapshots: MetricJson[][] = [];
-  const forget: string[] = [];
-  for (const [name, text] of Object.entries(raw)) {
-    if (name === o.self?.name) continue;
-    try {
-      const s = JSON.parse(text) as Snapshot;
-      if (now - s.at <= o.freshMs) snapshots.push(s.metrics);
-      else if (now - s.at > SNAPSHOT_FORGET_MS) forget.push(name);
-    } catch {
-      forget.push(name);
-    }
-  }
-  if (forget.length) await o.redis.hdel(key, ...forget).catch(() => undefined);
-  if (o.self) snapshots.push(await o.self.registry.getMetricsAsJSON());
+  others.delete(o.exchange.name);
+  const snapshots: MetricJson[][] = [...others.values(), await o.exchange.registry.getMetricsAsJSON()];
   // Every series carries its process's instance label, so nothing is really summed; "sum" keeps
   // metrics whose own aggregator would omit them (process_start_time_seconds...).
   for (const metrics of snapshots) for (const m of metrics) (m as { aggregator?: string }).aggregator = 'sum';
@@ -249,7 +306,7 @@ export async function collectMetrics(o: CollectOptions): Promise<string> {
     const g = new client.Gauge({ name, help, registers: [global] });
     g.set(value);
   };
-  gauge('postback_metrics_processes', 'Processes whose metrics are in this answer (fresh snapshots).', snapshots.length);
+  gauge('postback_metrics_processes', 'Processes whose metrics are in this answer (those that answered in time).', snapshots.length);
   let st: QueueStatus | undefined;
   if (redisUp) {
     try {

@@ -16,7 +16,9 @@
  *   pb:st:10:<s>    hash        10-second statistics bucket starting at <s> (s since the epoch)
  *   pb:st:60:<s>    hash        1-minute statistics bucket
  *   pb:sth:<s>      hash        per endpoint host statistics, 1-minute bucket
- *   pb:metrics      hash        process name -> its latest Prometheus metrics snapshot (JSON)
+ *   pb:stq          hash        the last queue sample written (live, retry, dead, at ms)
+ *   pb:hb:<name>    string      a delivery worker's heartbeat (ms), expiring: the worker is alive while it exists
+ * and pub/sub channels (nothing stored, nothing in the AOF): pb:metrics:req, pb:metrics:rep:<process>.
  *
  * Encoding, chosen so few bytes cross Redis per postback: a request becomes ONE stream entry holding
  * its endpoint as a 12-character template id and all its data objects as one compact JSON array, as
@@ -36,10 +38,11 @@
  *
  * The code is split by subject under src/shared/queue/: keys.ts (key names), codec.ts (types and
  * encoding), lua.ts (the scripts and the function library), queue.ts (ingest's and delivery's calls),
- * inspector.ts (the operator's). Everything is imported from here.
+ * inspector.ts (the operator's), heartbeat.ts (workers' liveness). Everything is imported from here.
  */
 export * from './queue/keys.js';
 export * from './queue/codec.js';
 export { FUNCTION_LIBRARY, FUNCTION_NAMES } from './queue/lua.js';
 export * from './queue/queue.js';
 export * from './queue/inspector.js';
+export * from './queue/heartbeat.js';

@@ -12,7 +12,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 
-export type RedisRole = 'ingest' | 'worker' | 'blocking' | 'tool';
+export type RedisRole = 'ingest' | 'worker' | 'blocking' | 'subscriber' | 'tool';
 
 export function redisOptions(role: RedisRole, commandTimeoutMs = 2000): RedisOptions {
   const common: RedisOptions = {
@@ -33,6 +33,8 @@ export function redisOptions(role: RedisRole, commandTimeoutMs = 2000): RedisOpt
     case 'worker':
       return { ...common, maxRetriesPerRequest: null, enableAutoPipelining: true };
     case 'blocking':
+    case 'subscriber':
+      // A blocking read, or pub/sub (metrics requests): a connection of its own that waits for Redis.
       return { ...common, maxRetriesPerRequest: null };
     case 'tool':
       // A command-line tool (postback-ctl) answers quickly: a Redis that is not there is an error after

@@ -14,8 +14,14 @@
  * retried), dead (dead-lettered), `d:<reason>` (dead-lettered, by reason: d:destination_forbidden...), l0..l15 (ingest-to-delivery latency histogram of delivered postbacks:
  * counts per LATENCY_BOUNDS_MS bucket), lsum (sum of those latencies, ms). Host fields:
  * `<host>|ok`, `<host>|fail` (failed attempts), `<host>|dead`, `<host>|err` (the last error, JSON).
- * Processes that sample the queue (ingest and the delivery workers) also set qlive, qretry, qdead on every flush:
- * the queue's live postbacks, retry set and dead letters at that moment (the bucket keeps the last).
+ * Processes that sample the queue (ingest and the delivery workers) also set qlive, qretry, qdead: the
+ * queue's live postbacks, retry set and dead letters (the bucket keeps the last). Every flush looks at
+ * the queue, but writes only when the numbers differ from the last sample written by any process
+ * (pb:stq), or that sample is QUEUE_SAMPLE_REFRESH_MS old: an idle appliance writes one small sample
+ * every five minutes, not three per second. Readers hold a sample until the next one (holdGauges).
+ *
+ * Idle means quiet: a flush with nothing counted and an unchanged queue sends no write at all (the
+ * comparison runs inside the sampling script, which then writes nothing, so nothing reaches the AOF).
  *
  * Memory is bounded by the number of buckets (one hash per bucket, each with a fixed set of fields,
  * expired by Redis) and the host cap: about 8,640 + 10,080 small hashes with the defaults.
@@ -91,8 +97,10 @@ export interface StatsOptions {
   readonly fineRetentionS: number;
   readonly coarseRetentionS: number;
   readonly topHosts: number;
-  /** Also record the queue's depth, retry set and dead letters into the current buckets on every flush. */
+  /** Also sample the queue's depth, retry set and dead letters into the current buckets (when they change). */
   readonly sampleQueue?: boolean;
+  /** Write an unchanged queue sample again after this long, ms (QUEUE_SAMPLE_REFRESH_MS). */
+  readonly queueSampleRefreshMs?: number;
   readonly now?: () => number;
 }
 
@@ -111,16 +119,33 @@ export function statsOptionsFrom(
   };
 }
 
-/** KEYS live retry dead fineBucket coarseBucket; ARGV fineTtl coarseTtl. One command per flush. */
+/**
+ * How often the queue sample is written even when it has not changed, ms: readers hold a sample for
+ * this long (plus a bucket) before they show "no sample" (every sampling process stopped).
+ */
+export const QUEUE_SAMPLE_REFRESH_MS = 300_000;
+
+/**
+ * KEYS live retry dead fineBucket coarseBucket lastSample; ARGV fineTtl coarseTtl now refreshMs.
+ * One command per flush; it writes only when the queue's numbers differ from the last sample any
+ * process wrote, or that sample is refreshMs old. Returns 1 when it wrote, 0 when not.
+ */
 const SAMPLE_QUEUE_LUA = `
 local live = tonumber(redis.call('GET', KEYS[1]) or '0')
 local retry = redis.call('ZCARD', KEYS[2])
 local dead = redis.call('XLEN', KEYS[3])
+local now = tonumber(ARGV[3])
+local last = redis.call('HMGET', KEYS[6], 'live', 'retry', 'dead', 'at')
+if tonumber(last[1]) == live and tonumber(last[2]) == retry and tonumber(last[3]) == dead
+   and last[4] and now - tonumber(last[4]) < tonumber(ARGV[4]) then
+  return 0
+end
 for i = 4, 5 do
   redis.call('HSET', KEYS[i], 'qlive', live, 'qretry', retry, 'qdead', dead)
   redis.call('EXPIRE', KEYS[i], ARGV[i - 3])
 end
-return live`;
+redis.call('HSET', KEYS[6], 'live', live, 'retry', retry, 'dead', dead, 'at', now)
+return 1`;
 
 interface HostTally {
   ok: number;
@@ -147,6 +172,8 @@ export class StatsRecorder {
   private readonly now: () => number;
   /** Flushes that failed (Redis away); their counts are retried with the next flush. */
   failedFlushes = 0;
+  /** Queue samples this recorder wrote (the others found the queue as last sampled). */
+  queueSamplesWritten = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -243,9 +270,9 @@ export class StatsRecorder {
       const now = this.now();
       const q = this.queue;
       p.eval(
-        SAMPLE_QUEUE_LUA, 5, q.live, q.retry, q.dead,
-        this.keys.bucket(FINE_S, bucketStart(now, FINE_S)), this.keys.bucket(COARSE_S, bucketStart(now, COARSE_S)),
-        this.options.fineRetentionS + FINE_S, coarseTtl,
+        SAMPLE_QUEUE_LUA, 6, q.live, q.retry, q.dead,
+        this.keys.bucket(FINE_S, bucketStart(now, FINE_S)), this.keys.bucket(COARSE_S, bucketStart(now, COARSE_S)), this.keys.queueSample,
+        this.options.fineRetentionS + FINE_S, coarseTtl, now, this.options.queueSampleRefreshMs ?? QUEUE_SAMPLE_REFRESH_MS,
       );
     }
     for (const [key, fields] of counters) {
@@ -267,6 +294,7 @@ export class StatsRecorder {
       .exec()
       .then((replies) => {
         if (replies?.some(([err]) => err)) throw replies.find(([err]) => err)![0];
+        if (sample && replies?.[0]?.[1] === 1) this.queueSamplesWritten++;
       })
       .catch(() => {
         // Redis away: keep the counts for the next flush (bounded), so a short outage loses nothing.
@@ -392,10 +420,47 @@ function histogramOf(h: Record<string, string> | null): number[] {
 }
 
 /**
- * Turn bucket hashes (oldest first, null for a bucket with no data) into series and totals. Pure, so
- * the arithmetic is tested without Redis.
+ * A gauge series with its gaps filled: a bucket without a sample holds the last sample before it
+ * (looked for in `prior`, the buckets just before the window, oldest first, then in the window), for
+ * at most `maxGapBuckets` buckets; after that, null (nothing sampled that long: every sampler stopped).
+ * Samplers write a sample only when the value changes or gets old, so a gap means "unchanged".
  */
-export function summarize(starts: readonly number[], buckets: readonly (Record<string, string> | null)[]): { series: StatsSeries; totals: StatsTotals } {
+export function holdGauges(values: readonly (number | null)[], prior: readonly (number | null)[], maxGapBuckets: number): (number | null)[] {
+  let last: number | null = null;
+  let gap = Infinity;
+  for (const v of prior) {
+    if (v !== null) {
+      last = v;
+      gap = 0;
+    } else gap++;
+  }
+  return values.map((v) => {
+    if (v !== null) {
+      last = v;
+      gap = 0;
+      return v;
+    }
+    gap++;
+    return last !== null && gap <= maxGapBuckets ? last : null;
+  });
+}
+
+export interface HeldGauges {
+  /** The buckets just before the window (oldest first; null: no sample), for the queue gauges. */
+  readonly prior: readonly (Record<string, string> | null)[];
+  /** Buckets a queue sample holds for (QUEUE_SAMPLE_REFRESH_MS plus one bucket, in buckets). */
+  readonly maxGapBuckets: number;
+}
+
+/**
+ * Turn bucket hashes (oldest first, null for a bucket with no data) into series and totals. Pure, so
+ * the arithmetic is tested without Redis. With `held`, the queue gauges hold their last sample.
+ */
+export function summarize(
+  starts: readonly number[],
+  buckets: readonly (Record<string, string> | null)[],
+  held?: HeldGauges,
+): { series: StatsSeries; totals: StatsTotals } {
   const series: StatsSeries = {
     t: [...starts], accepted: [], delivered: [], retried: [], deadLettered: [], failed: [], p50: [], p95: [], p99: [],
     queueLive: [], queueRetry: [], queueDead: [],
@@ -423,6 +488,12 @@ export function summarize(starts: readonly number[], buckets: readonly (Record<s
     series.queueRetry.push(gauge(f.qretry));
     series.queueDead.push(gauge(f.qdead));
   });
+  if (held) {
+    const prior = (field: string) => held.prior.map((h) => gauge(h?.[field]));
+    series.queueLive.splice(0, Infinity, ...holdGauges(series.queueLive, prior('qlive'), held.maxGapBuckets));
+    series.queueRetry.splice(0, Infinity, ...holdGauges(series.queueRetry, prior('qretry'), held.maxGapBuckets));
+    series.queueDead.splice(0, Infinity, ...holdGauges(series.queueDead, prior('qdead'), held.maxGapBuckets));
+  }
   const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
   const delivered = sum(series.delivered);
   return {
@@ -489,9 +560,14 @@ export interface ReadOptions {
   readonly windowS: number;
   readonly now?: number;
   readonly hostLimit?: number;
+  /** How often samplers refresh an unchanged queue sample, ms (QUEUE_SAMPLE_REFRESH_MS). */
+  readonly queueSampleRefreshMs?: number;
 }
 
-/** Read a window of statistics: one pipelined HGETALL per bucket. */
+/**
+ * Read a window of statistics: one pipelined HGETALL per bucket, plus the queue sample fields of the
+ * buckets just before the window (a sample holds until the next: see holdGauges).
+ */
 export async function readStats(redis: Redis, prefix: string, o: ReadOptions): Promise<StatsView> {
   const keys = statsKeys(prefix);
   const now = o.now ?? Date.now();
@@ -501,16 +577,23 @@ export async function readStats(redis: Redis, prefix: string, o: ReadOptions): P
   const starts = Array.from({ length: n }, (_, i) => last - (n - 1 - i) * width);
   const hostStarts: number[] = [];
   for (let s = bucketStart(starts[0]! * 1000, COARSE_S); s <= last; s += COARSE_S) hostStarts.push(s);
+  const holdBuckets = Math.ceil((o.queueSampleRefreshMs ?? QUEUE_SAMPLE_REFRESH_MS) / 1000 / width) + 1;
   const p = redis.pipeline();
   for (const s of starts) p.hgetall(keys.bucket(width, s));
   for (const s of hostStarts) p.hgetall(keys.hosts(s));
+  for (let i = holdBuckets; i >= 1; i--) p.hmget(keys.bucket(width, starts[0]! - i * width), 'qlive', 'qretry', 'qdead');
   const replies = (await p.exec()) ?? [];
-  const hashes = replies.map(([err, v]) => {
+  const hashes = replies.slice(0, starts.length + hostStarts.length).map(([err, v]) => {
     if (err) throw err;
     const h = v as Record<string, string>;
     return Object.keys(h).length ? h : null;
   });
-  const { series, totals } = summarize(starts, hashes.slice(0, starts.length));
+  const prior = replies.slice(starts.length + hostStarts.length).map(([err, v]) => {
+    if (err) throw err;
+    const [qlive, qretry, qdead] = v as (string | null)[];
+    return qlive === null || qlive === undefined ? null : { qlive, qretry: qretry ?? "0", qdead: qdead ?? "0" };
+  });
+  const { series, totals } = summarize(starts, hashes.slice(0, starts.length), { prior, maxGapBuckets: holdBuckets });
   return {
     resolutionS: width,
     from: starts[0]!,

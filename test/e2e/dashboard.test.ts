@@ -2,7 +2,9 @@
  * The dashboard in a real browser (Debian's headless chromium through playwright-core), with real
  * traffic through nginx, real ingest and delivery processes and real partner endpoints (one healthy,
  * one always failing): the page shows exactly the numbers /stats holds, charts included, loads
- * nothing from anywhere else, and refreshes by itself. A screenshot is kept in test-artifacts/.
+ * nothing from anywhere else, and refreshes by itself; at low traffic (a postback now and then) the
+ * latency chart joins its few points and every legend shows the latest values without hovering.
+ * Screenshots are kept in test-artifacts/ (dashboard.png, dashboard-low-traffic.png).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +21,7 @@ import { RedisServer, freePort } from '../helpers/redis-server.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ENV = {
   STATS_FLUSH_INTERVAL_MS: '200',
-  METRICS_PUSH_INTERVAL_MS: '1000',
+  DELIVERY_ALLOW_NETWORKS: '127.0.0.0/8',
   DELIVERY_MAX_ATTEMPTS: '2',
   DELIVERY_BACKOFF_BASE_MS: '20',
   DELIVERY_BACKOFF_MAX_MS: '100',
@@ -156,6 +158,53 @@ describe('dashboard in headless chromium', () => {
     assert.equal(s.totals.delivered, before + 2);
     mkdirSync(path.join(root, 'test-artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(root, 'test-artifacts', 'dashboard.png'), fullPage: true });
+  });
+
+  it('at low traffic: latency joined across empty buckets, legends show the latest values unhovered', async () => {
+    // A postback now and then: each lands in its own 10 s bucket, with empty buckets around them.
+    const bucket = () => Math.floor(Date.now() / 10_000);
+    let sent = GOOD_REQUESTS * PER_REQUEST + 2;
+    for (let k = 0; k < 2; k++) {
+      const b = bucket();
+      while (bucket() === b) await new Promise((r) => setTimeout(r, 200));
+      await post(`${good.base}/ok?r={r}&i={i}`, [{ r: `slow${k}`, i: 0 }]);
+      sent++;
+      await good.waitFor(sent);
+    }
+    const deadline = Date.now() + 10_000;
+    let s: any;
+    for (;;) {
+      s = await stats();
+      if (s.totals.delivered === sent) break;
+      assert.ok(Date.now() < deadline, `stats never caught up: ${JSON.stringify(s.totals)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const withLatency = s.series.p50.filter((v: number | null) => v !== null).length;
+    assert.ok(withLatency >= 2 && withLatency < s.series.t.length / 2, `latency in ${withLatency} of ${s.series.t.length} buckets`);
+    await page.goto(`${nginx.base}/dashboard/?refresh=60000`);
+    await page.waitForFunction(
+      (want) => (globalThis as any).document.querySelector('[data-testid="delivered"]')?.textContent?.replace(/,/g, '') === String(want),
+      sent,
+      { timeout: 10_000 },
+    );
+    await page.mouse.move(5, 5); // the pointer is on no chart
+    const legend = async (chart: string) =>
+      page.locator(`#${chart} .u-legend .u-series`).evaluateAll((rows) =>
+        rows.map((r: any) => [r.querySelector('.u-label')?.textContent ?? '', r.querySelector('.u-value')?.textContent ?? '']),
+      );
+    const lat = await legend('latency');
+    const latest = (series: (number | null)[]) => series.filter((v) => v !== null).at(-1);
+    for (const [label, key] of [['p50', 'p50'], ['p95', 'p95'], ['p99', 'p99']] as const) {
+      const row = lat.find(([l]) => l === label);
+      assert.ok(row, `legend row ${label}: ${JSON.stringify(lat)}`);
+      assert.equal(Number(row[1].replace(/,/g, '')), latest(s.series[key]), `${label} legend shows the latest value`);
+    }
+    const vol = await legend('volume');
+    assert.ok(vol.every(([, v]) => v !== '--'), `volume legend: ${JSON.stringify(vol)}`);
+    const q = await legend('queue');
+    assert.equal(q.find(([l]) => l === 'dead letters')?.[1], String(BAD_REQUESTS));
+    mkdirSync(path.join(root, 'test-artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(root, 'test-artifacts', 'dashboard-low-traffic.png'), fullPage: true });
   });
 
   it('loads nothing from outside the appliance', () => {

@@ -19,10 +19,10 @@ import { defaultDashboardDir } from '../../src/ingest/monitoring.js';
 import { createDeliverer, type AttemptOutcome, type Deliverer, type DeliveryRequest } from '../../src/delivery/deliver.js';
 import { DeliveryWorker, type WorkerObserver } from '../../src/delivery/worker.js';
 import { monitoringObserver } from '../../src/delivery/observe.js';
-import { createDeliveryMetrics, createIngestMetrics, type DeliveryMetrics, type IngestMetrics } from '../../src/shared/metrics.js';
+import { MetricsExchange, createDeliveryMetrics, createIngestMetrics, type DeliveryMetrics, type IngestMetrics } from '../../src/shared/metrics.js';
 import { StatsRecorder } from '../../src/shared/stats.js';
 import { loadConfig, type Config } from '../../src/shared/config.js';
-import { Queue } from '../../src/shared/queue.js';
+import { Queue, WorkerHeartbeat } from '../../src/shared/queue.js';
 import { createRedis } from '../../src/shared/redis.js';
 import { Receiver, type Handler } from './receiver.js';
 import { RedisServer } from './redis-server.js';
@@ -88,6 +88,9 @@ export class Stack {
   ingestStats: StatsRecorder | undefined;
   deliveryMetrics: DeliveryMetrics | undefined;
   workerStats: StatsRecorder | undefined;
+  ingestExchange: MetricsExchange | undefined;
+  workerExchange: MetricsExchange | undefined;
+  private heartbeat: WorkerHeartbeat | undefined;
 
   private constructor(
     readonly redisServer: RedisServer,
@@ -104,6 +107,9 @@ export class Stack {
     if (options.monitoring) {
       this.ingestMetrics = createIngestMetrics('test-ingest');
       this.ingestStats = this.statsRecorder(ingestRedis);
+      const sub = createRedis(config.redisUrl, 'subscriber');
+      sub.on('error', () => {});
+      this.ingestExchange = new MetricsExchange(ingestRedis, sub, config.queuePrefix, 'test-ingest', this.ingestMetrics.registry);
     }
     this.memory = new RedisMemoryWatch(ingestRedis, {
       percent: config.queueMaxMemoryPercent,
@@ -126,12 +132,12 @@ export class Stack {
         ? {
             monitoring: {
               metrics: this.ingestMetrics,
-              instanceName: 'test-ingest',
+              exchange: this.ingestExchange!,
               ...(this.ingestStats ? { stats: this.ingestStats } : {}),
               redis: ingestRedis,
               queue,
               prefix: config.queuePrefix,
-              metricsFreshMs: config.metricsPushIntervalMs * 3,
+              metricsCollectTimeoutMs: config.metricsCollectTimeoutMs,
               statsMaxWindowS: config.statsCoarseRetentionS,
               dashboardDir: defaultDashboardDir(),
             },
@@ -189,6 +195,7 @@ export class Stack {
     const logger = winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
     const stack = new Stack(redisServer, !options.redis, receiver, config, queue, ingestRedis, logger, logs, options);
     await new Promise<void>((resolve) => stack.server.listen(0, '127.0.0.1', resolve));
+    await stack.ingestExchange?.start();
     if (options.worker !== false) await stack.startWorker();
     return stack;
   }
@@ -229,6 +236,12 @@ export class Stack {
       const worker = () => this.worker;
       this.deliveryMetrics ??= createDeliveryMetrics('test-worker', this.config.statsTopHosts, () => worker()?.inFlightCount ?? 0);
       this.workerStats ??= this.statsRecorder(this.workerRedis, true);
+      if (!this.workerExchange) {
+        const sub = createRedis(this.config.redisUrl, 'subscriber');
+        sub.on('error', () => {});
+        this.workerExchange = new MetricsExchange(this.workerRedis, sub, this.config.queuePrefix, 'test-worker', this.deliveryMetrics.registry);
+        await this.workerExchange.start();
+      }
       const mine = monitoringObserver(this.deliveryMetrics, this.workerStats);
       const theirs = this.options.observer;
       observer = theirs
@@ -255,11 +268,16 @@ export class Stack {
       ...(observer ? { observer } : {}),
     });
     await this.worker.start();
+    // As the worker's main does: its heartbeat says it is alive (postback-ctl status and prune).
+    this.heartbeat = new WorkerHeartbeat(this.workerRedis, this.config.queuePrefix, this.config.deliveryConsumerName, this.config.deliveryHeartbeatIntervalMs);
+    await this.heartbeat.start();
     return this.worker;
   }
 
   async stopWorker(): Promise<void> {
     await this.worker?.stop();
+    await this.heartbeat?.stop();
+    this.heartbeat = undefined;
     this.deliverer?.close();
     this.blocking?.disconnect();
     this.worker = undefined;
@@ -302,6 +320,8 @@ export class Stack {
     this.memory.stop();
     await this.ingestStats?.stop();
     await this.workerStats?.stop();
+    await this.ingestExchange?.stop();
+    await this.workerExchange?.stop();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.ingestRedis.disconnect();

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Receiver } from '../helpers/receiver.js';
 import { freePort } from '../helpers/redis-server.js';
+import { AppProcess } from '../helpers/app-process.js';
 import { Stack } from '../helpers/stack.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -156,8 +157,8 @@ describe('postback-ctl status', () => {
     assert.match(r.stdout, /^ {2}oldest in flight +\S+ {2}\d+-\d+ on test-worker, idle \S+, read 1x$/m);
     assert.match(r.stdout, /^ {2}retry scheduled +1 {2}next due in ([4-9]|10)m\d\ds$/m);
     assert.match(r.stdout, /^ {2}dead letters +2 {2}postback-ctl dead list$/m);
-    assert.match(r.stdout, /^ {2}NAME +PENDING +IDLE +INACTIVE$/m);
-    assert.match(r.stdout, /^ {2}test-worker +1 +\S+ +\S+$/m);
+    assert.match(r.stdout, /^ {2}NAME +ALIVE +PENDING +IDLE +INACTIVE$/m);
+    assert.match(r.stdout, /^ {2}test-worker +yes, \S+ ago +1 +\S+ +\S+$/m);
   });
 
   it('reads REDIS_URL and QUEUE_PREFIX from the env file; the environment wins over it', async () => {
@@ -369,11 +370,14 @@ describe('postback-ctl dead letters', () => {
 describe('postback-ctl consumers prune', () => {
   let stack: Stack;
   let env: Record<string, string>;
+  let alive: AppProcess;
   before(async () => {
     stack = await Stack.start();
     env = { REDIS_URL: stack.redisServer.url };
     // Three names a worker could have left behind: one that settled what it read (holds nothing), one
-    // that read an entry and never settled it (a crashed worker's), and the test's live worker.
+    // that read an entry and never settled it (a crashed worker's), and the test's stopped worker; and
+    // a live worker process with nothing to do, whose idle time grows on Redis 7.0 (its blocking reads
+    // return nothing) but whose heartbeat says it is alive.
     await stack.post({ endpoint: { method: 'GET', url: `${stack.endpoint}/p?n={n}` }, data: [{ n: 1 }] });
     await stack.receiver.waitFor(1);
     await stack.stopWorker();
@@ -389,31 +393,53 @@ describe('postback-ctl consumers prune', () => {
     } finally {
       admin.disconnect();
     }
+    alive = AppProcess.start('delivery', {
+      REDIS_URL: stack.redisServer.url,
+      DELIVERY_CONSUMER_NAME: 'alive-1',
+      DELIVERY_BLOCK_MS: '100',
+      DELIVERY_HEARTBEAT_INTERVAL_MS: '1000',
+    });
+    await alive.waitForEvent('worker_started');
   });
-  after(() => stack?.stop());
+  after(async () => {
+    await alive?.stop();
+    await stack?.stop();
+  });
 
-  const names = async () => (JSON.parse((await ctl(['status', '--json'], env)).stdout).consumers as { name: string }[]).map((c) => c.name).sort();
+  const status = async () => JSON.parse((await ctl(['status', '--json'], env)).stdout) as { consumers: { name: string; idleMs: number; heartbeatAgeMs?: number }[] };
+  const names = async () => (await status()).consumers.map((c) => c.name).sort();
 
-  it('without --yes lists the idle names that hold nothing, deletes nothing, exits 2', async () => {
+  it('status shows the live worker alive by its heartbeat, the others not', async () => {
+    await new Promise((r) => setTimeout(r, 1500)); // idle a while: more than a heartbeat interval
+    const { consumers } = await status();
+    const by = new Map(consumers.map((c) => [c.name, c]));
+    assert.ok(by.get('alive-1')!.heartbeatAgeMs! <= 2000, JSON.stringify(by.get('alive-1')));
+    for (const n of ['gone-1', 'crashed-1', 'test-worker']) assert.equal(by.get(n)!.heartbeatAgeMs, undefined, n);
+    const text = (await ctl(['status'], env)).stdout;
+    assert.match(text, /^ {2}alive-1 +yes, \S+ ago +0 /m);
+    assert.match(text, /^ {2}gone-1 +no +0 /m);
+  });
+
+  it('without --yes lists the idle names that hold nothing and have no live worker, deletes nothing, exits 2', async () => {
     const r = await ctl(['consumers', 'prune', '--idle', '0s', '--json'], env);
     assert.equal(r.code, 2, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout).matched.sort(), ['gone-1', 'test-worker']);
     assert.match(r.stderr, /would delete 2 consumers .* add --yes/);
-    assert.deepEqual(await names(), ['crashed-1', 'gone-1', 'test-worker']);
+    assert.deepEqual(await names(), ['alive-1', 'crashed-1', 'gone-1', 'test-worker']);
   });
 
   it('a longer --idle than they have matches none', async () => {
     const r = await ctl(['consumers', 'prune', '--idle', '1h', '--yes'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Deleted 0 consumers/);
-    assert.deepEqual(await names(), ['crashed-1', 'gone-1', 'test-worker']);
+    assert.deepEqual(await names(), ['alive-1', 'crashed-1', 'gone-1', 'test-worker']);
   });
 
-  it('with --yes deletes them, never the name that holds an entry', async () => {
+  it('with --yes deletes them, never the name that holds an entry nor a live worker', async () => {
     const r = await ctl(['consumers', 'prune', '--idle', '0s', '--yes'], env);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /Deleted 2 consumers holding nothing and idle for 0ms or more: (gone-1, test-worker|test-worker, gone-1)\./);
-    assert.deepEqual(await names(), ['crashed-1']);
+    assert.match(r.stdout, /Deleted 2 consumers holding nothing, with no live worker, and idle for 0ms or more: (gone-1, test-worker|test-worker, gone-1)\./);
+    assert.deepEqual(await names(), ['alive-1', 'crashed-1']);
     const s = JSON.parse((await ctl(['status', '--json'], env)).stdout);
     assert.equal(s.inFlight, 1, "the crashed worker's entry is still pending, for XAUTOCLAIM");
     assert.equal(s.oldestInFlight.consumer, 'crashed-1');

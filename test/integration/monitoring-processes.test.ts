@@ -12,7 +12,6 @@ import { Receiver } from '../helpers/receiver.js';
 import { RedisServer, freePort } from '../helpers/redis-server.js';
 
 const ENV = {
-  METRICS_PUSH_INTERVAL_MS: '500',
   STATS_FLUSH_INTERVAL_MS: '200',
   DELIVERY_BLOCK_MS: '100',
   DELIVERY_MAINTENANCE_INTERVAL_MS: '50',

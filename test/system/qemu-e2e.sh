@@ -28,7 +28,7 @@ ensure_node_tarball
 # ---------------------------------------------------------------- the disk image
 step "building the VM image (rootfs + kernel)"
 VR=$VM/root
-rm -rf "$VR"; mkdir -p "$VR"; tar -C "$VR" -xf "$W/rootfs.tar"
+unpack_rootfs "$VR"
 prepare_rootfs "$VR" appliance-vm
 systemd-nspawn -q -D "$VR" --register=no --keep-unit sh -c \
   'apt-get update -qq && apt-get install -y -qq --no-install-recommends linux-image-amd64 initramfs-tools ifupdown isc-dhcp-client curl >/dev/null 2>&1' \

@@ -12,6 +12,7 @@ import {
   renderDeadLetters,
   renderLogLine,
   renderStatus,
+  isPm2Noise,
   templateHost,
 } from '../../src/ctl/format.js';
 import type { DeadLetter, QueueInspection } from '../../src/shared/queue.js';
@@ -214,7 +215,7 @@ describe('renderStatus', () => {
     templates: 2,
     groupExists: true,
     consumers: [
-      { name: 'web1-0', pending: 2, idleMs: 300, inactiveMs: 300 },
+      { name: 'web1-0', pending: 2, idleMs: 300, inactiveMs: 300, heartbeatAgeMs: 4_200 },
       { name: 'web1-1', pending: 0, idleMs: 62_000 },
     ],
   };
@@ -232,9 +233,9 @@ describe('renderStatus', () => {
         '  templates             2',
         '',
         'Consumers  (group delivery, 2)',
-        '  NAME    PENDING   IDLE  INACTIVE',
-        '  web1-0        2  300ms     300ms',
-        '  web1-1        0  1m02s         -',
+        '  NAME    ALIVE          PENDING   IDLE  INACTIVE',
+        '  web1-0  yes, 4.2s ago        2  300ms     300ms',
+        '  web1-1  no                   0  1m02s         -',
       ].join('\n'),
     );
   });
@@ -283,4 +284,15 @@ describe('renderDeadLetters', () => {
     assert.deepEqual(j.data, { key: 'Phyllobates', note: 'a\nb' });
     assert.equal(deadLetterJson({ ...letter, data: 'not json' }).data, 'not json');
   });
+});
+
+describe('isPm2Noise', () => {
+  const cases: [string, boolean][] = [
+    ['Reloading log...', true],
+    ['Reloading log...\r', true],
+    ['{"event":"ingest_ready"}', false],
+    ['Reloading logs for process id 0', false],
+    ['Error: something pm2 caught on stderr', false],
+  ];
+  for (const [line, want] of cases) it(JSON.stringify(line), () => assert.equal(isPm2Noise(line), want));
 });

@@ -5,6 +5,7 @@ import {
   OTHER_HOST,
   bucketStart,
   failingHosts,
+  holdGauges,
   latencyBucket,
   percentile,
   summarize,
@@ -152,7 +153,39 @@ describe('statsKeys', () => {
     assert.equal(k.bucket(10, 1_700_000_000), 'pb:st:10:1700000000');
     assert.equal(k.bucket(60, 1_699_999_980), 'pb:st:60:1699999980');
     assert.equal(k.hosts(1_699_999_980), 'pb:sth:1699999980');
-    assert.equal(k.metrics, 'pb:metrics');
+    assert.equal(k.queueSample, 'pb:stq');
+    assert.equal(k.metricsRequests, 'pb:metrics:req');
+    assert.equal(k.metricsReplies('web1-ingest-0'), 'pb:metrics:rep:web1-ingest-0');
+    assert.equal(k.legacyMetrics, 'pb:metrics');
+  });
+});
+
+describe('holdGauges: a queue sample holds until the next one, for a while', () => {
+  const _ = null;
+  const cases: [string, (number | null)[], (number | null)[], number, (number | null)[]][] = [
+    ['no samples anywhere', [_, _, _], [], 5, [_, _, _]],
+    ['samples in every bucket stay as they are', [3, 0, 7], [], 5, [3, 0, 7]],
+    ['a gap holds the sample before it', [4, _, _, 2, _], [], 5, [4, 4, 4, 2, 2]],
+    ['a zero holds too', [0, _, _], [], 5, [0, 0, 0]],
+    ['the window starts with the sample before it', [_, _, 9], [_, 5, _], 5, [5, 5, 9]],
+    ['the latest prior sample wins', [_, _], [1, 2, _], 5, [2, 2]],
+    ['held at most maxGapBuckets after the sample', [6, _, _, _, _], [], 2, [6, 6, 6, _, _]],
+    ['the prior gap counts toward the limit', [_, _, _], [8, _], 2, [8, _, _]],
+    ['an old prior sample is not held', [_, _], [8, _, _, _], 2, [_, _]],
+  ];
+  for (const [name, values, prior, max, want] of cases) {
+    it(name, () => assert.deepEqual(holdGauges(values, prior, max), want));
+  }
+  it('summarize holds the queue gauges, not the counters', () => {
+    const { series } = summarize([0, 10, 20], [{ qlive: '5', qretry: '1', qdead: '2', ok: '3' }, null, { acc: '1' }], {
+      prior: [],
+      maxGapBuckets: 31,
+    });
+    assert.deepEqual(series.queueLive, [5, 5, 5]);
+    assert.deepEqual(series.queueRetry, [1, 1, 1]);
+    assert.deepEqual(series.queueDead, [2, 2, 2]);
+    assert.deepEqual(series.delivered, [3, 0, 0]);
+    assert.deepEqual(series.accepted, [0, 0, 1]);
   });
 });
 

@@ -1,10 +1,10 @@
 /**
  * The operator's side of the queue (src/ctl, `postback-ctl`): inspection, dead letters listed, replayed
- * and purged, stale consumer names pruned. Nothing here changes the wire format: it reads the keys, and
+ * and purged, stale consumer names pruned (never one with a live worker). Nothing here changes the wire format: it reads the keys, and
  * writes only through XDEL, the pbReplay script and XGROUP DELCONSUMER.
  */
 import type { Redis } from 'ioredis';
-import { CONSUMER_GROUP, queueKeys, type QueueKeys } from './keys.js';
+import { CONSUMER_GROUP, heartbeatKey, queueKeys, type QueueKeys } from './keys.js';
 import { deadLetterOf, entryTimeMs, fieldsOf, isNoGroupError, isReplayable, isStreamId, type DeadLetter } from './codec.js';
 import { Queue } from './queue.js';
 
@@ -17,6 +17,11 @@ export interface ConsumerInfo {
   readonly idleMs: number;
   /** Since its last successful interaction, ms (Redis 7.2+; undefined before). */
   readonly inactiveMs?: number;
+  /**
+   * Age of its worker's heartbeat, ms; undefined when there is none, i.e. no worker of that name has
+   * run for three DELIVERY_HEARTBEAT_INTERVAL_MS. The one sign of life that means the same on every Redis.
+   */
+  readonly heartbeatAgeMs?: number;
 }
 
 /** The queue at a glance: what `postback-ctl status` shows. */
@@ -88,6 +93,13 @@ export class QueueInspector {
           ...(f.inactive !== undefined && Number(f.inactive) >= 0 ? { inactiveMs: Number(f.inactive) } : {}),
         };
       });
+      if (consumers.length) {
+        const beats = await this.redis.mget(...consumers.map((c) => heartbeatKey(this.prefix, c.name)));
+        consumers = consumers.map((c, i) => {
+          const at = beats[i] == null ? NaN : Number(beats[i]);
+          return Number.isFinite(at) ? { ...c, heartbeatAgeMs: Math.max(0, now - at) } : c;
+        });
+      }
       // XPENDING's extended form, first row: the oldest entry held, by whom, and since when untouched.
       const first = (await this.redis.xpending(k.stream, CONSUMER_GROUP, '-', '+', 1)) as unknown[][];
       const row = first[0];
@@ -229,29 +241,33 @@ export class QueueInspector {
     return this.queue.purgeDeadLetters(letters.map((d) => d.deadId));
   }
 
-  /** Consumers of the group idle for at least `minIdleMs` that hold nothing: what `pruneConsumers` may delete. */
+  /**
+   * Consumers of the group that hold nothing, have no live worker (no heartbeat) and have been idle for
+   * at least `minIdleMs`: what `pruneConsumers` may delete.
+   */
   async staleConsumers(minIdleMs: number): Promise<ConsumerInfo[]> {
     const { consumers } = await this.inspect();
-    return consumers.filter((c) => c.pending === 0 && c.idleMs >= minIdleMs);
+    return consumers.filter((c) => c.pending === 0 && c.heartbeatAgeMs === undefined && c.idleMs >= minIdleMs);
   }
 
   /**
-   * Delete these consumer names from the group, each only if it still holds no entry and is still idle
-   * for `minIdleMs` (checked and deleted in one script, so a worker that came back meanwhile keeps its
-   * name and nothing it holds is ever dropped). Returns the names deleted.
+   * Delete these consumer names from the group, each only if it still holds no entry, has no heartbeat
+   * and is still idle for `minIdleMs` (checked and deleted in one script, so a worker that came back
+   * meanwhile keeps its name and nothing it holds is ever dropped). Returns the names deleted.
    */
   async pruneConsumers(names: readonly string[], minIdleMs: number): Promise<string[]> {
     const deleted: string[] = [];
     for (const name of names) {
-      const r = await this.redis.eval(PRUNE_CONSUMER_LUA, 1, this.keys.stream, CONSUMER_GROUP, name, minIdleMs);
+      const r = await this.redis.eval(PRUNE_CONSUMER_LUA, 2, this.keys.stream, heartbeatKey(this.prefix, name), CONSUMER_GROUP, name, minIdleMs);
       if (Number(r) === 1) deleted.push(name);
     }
     return deleted;
   }
 }
 
-/** KEYS stream; ARGV group consumer minIdleMs -> 1 deleted, 0 kept (holds entries, active, or gone). */
+/** KEYS stream heartbeat; ARGV group consumer minIdleMs -> 1 deleted, 0 kept (alive, holds entries, active, or gone). */
 const PRUNE_CONSUMER_LUA = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   local f = {}
   for i = 1, #c, 2 do f[c[i]] = c[i + 1] end

@@ -36,18 +36,32 @@ export interface StatsKeys {
   bucket(widthS: number, startS: number): string;
   /** Hash of per endpoint host statistics, 1-minute bucket starting at `startS`. */
   hosts(startS: number): string;
-  /** Hash: process name -> its latest metrics snapshot. */
-  readonly metrics: string;
+  /** Hash: the last queue sample written (live, retry, dead, at): samplers write only when it changes. */
+  readonly queueSample: string;
+  /** Pub/sub channel (nothing stored): requests for every process's metrics, from the ingest answering /metrics. */
+  readonly metricsRequests: string;
+  /** Pub/sub channel on which the process named `name` gathers replies to its metrics requests. */
+  metricsReplies(name: string): string;
+  /** Hash of metrics snapshots that processes of earlier releases pushed; deleted by ingest at start. */
+  readonly legacyMetrics: string;
 }
 
-const STATS_KEY_SUFFIXES = { bucket: 'st', hosts: 'sth', metrics: 'metrics' } as const;
+const STATS_KEY_SUFFIXES = { bucket: 'st', hosts: 'sth', queueSample: 'stq', metrics: 'metrics' } as const;
 
 export function statsKeys(prefix: string): StatsKeys {
   return {
     bucket: (widthS, startS) => `${prefix}:${STATS_KEY_SUFFIXES.bucket}:${widthS}:${startS}`,
     hosts: (startS) => `${prefix}:${STATS_KEY_SUFFIXES.hosts}:${startS}`,
-    metrics: `${prefix}:${STATS_KEY_SUFFIXES.metrics}`,
+    queueSample: `${prefix}:${STATS_KEY_SUFFIXES.queueSample}`,
+    metricsRequests: `${prefix}:${STATS_KEY_SUFFIXES.metrics}:req`,
+    metricsReplies: (name) => `${prefix}:${STATS_KEY_SUFFIXES.metrics}:rep:${name}`,
+    legacyMetrics: `${prefix}:${STATS_KEY_SUFFIXES.metrics}`,
   };
+}
+
+/** pb:hb:<consumer>: the time (ms) of a delivery worker's last heartbeat; expires after three intervals. */
+export function heartbeatKey(prefix: string, consumer: string): string {
+  return `${prefix}:hb:${consumer}`;
 }
 
 /**
