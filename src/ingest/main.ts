@@ -35,6 +35,7 @@ function main(): void {
     prefix: config.queuePrefix,
     maxLength: config.queueMaxLength,
     templateGcGraceS: config.templateGcGraceS,
+    entryMaxPostbacks: config.queueEntryMaxPostbacks,
     minReplicas: config.redisMinReplicas,
     // Leave room inside the command timeout for the enqueue itself.
     replicaTimeoutMs: Math.max(10, Math.floor(config.ingestRedisTimeoutMs / 2)),

@@ -24,6 +24,8 @@ export interface Config {
   readonly queueMaxLength: number;
   /** Seconds an unreferenced URL template is kept before garbage collection. @defaultValue 3600 */
   readonly templateGcGraceS: number;
+  /** Postbacks per stream entry: bigger requests are split so every worker takes a share. @defaultValue 100 */
+  readonly queueEntryMaxPostbacks: number;
   /** Ingest refuses (503 ERR_QUEUE_FULL) while Redis uses more than this percent of its maxmemory; 0 = off. @defaultValue 80 */
   readonly queueMaxMemoryPercent: number;
   /** How often each ingest process samples Redis's memory (INFO memory), ms. @defaultValue 1000 */
@@ -149,6 +151,7 @@ const schema = Joi.object({
   QUEUE_PREFIX: Joi.string().pattern(/^[A-Za-z0-9_.:{}-]+$/).max(64).default('pb'),
   QUEUE_MAX_LENGTH: int().min(0).default(10_000_000),
   TEMPLATE_GC_GRACE_S: int().min(1).default(3600),
+  QUEUE_ENTRY_MAX_POSTBACKS: int().min(1).max(100_000).default(100),
   QUEUE_MAX_MEMORY_PERCENT: int().min(0).max(100).default(80),
   QUEUE_MEMORY_SAMPLE_INTERVAL_MS: int().min(50).max(60_000).default(1000),
 
@@ -272,6 +275,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     queuePrefix: v.QUEUE_PREFIX,
     queueMaxLength: v.QUEUE_MAX_LENGTH,
     templateGcGraceS: v.TEMPLATE_GC_GRACE_S,
+    queueEntryMaxPostbacks: v.QUEUE_ENTRY_MAX_POSTBACKS,
     queueMaxMemoryPercent: v.QUEUE_MAX_MEMORY_PERCENT,
     queueMemorySampleIntervalMs: v.QUEUE_MEMORY_SAMPLE_INTERVAL_MS,
     ingestHost: v.INGEST_HOST,

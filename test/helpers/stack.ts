@@ -182,6 +182,7 @@ export class Stack {
       prefix: config.queuePrefix,
       maxLength: config.queueMaxLength,
       templateGcGraceS: config.templateGcGraceS,
+      entryMaxPostbacks: config.queueEntryMaxPostbacks,
       minReplicas: config.redisMinReplicas,
       replicaTimeoutMs: Math.floor(config.ingestRedisTimeoutMs / 2),
     });

@@ -92,6 +92,11 @@ export type EnqueueResult =
 
 export interface QueueOptions {
   readonly prefix: string;
+  /**
+   * Postbacks per stream entry: a bigger request is split over several entries (consecutive ids), so
+   * workers share it and a kill -9 re-delivers little. @defaultValue 100
+   */
+  readonly entryMaxPostbacks?: number;
   /** Refuse enqueues that would take the live postbacks beyond this; 0 = no limit. */
   readonly maxLength: number;
   /** Seconds an unreferenced template survives before collection. */
@@ -136,12 +141,21 @@ export function fieldsOf(raw: unknown): Record<string, string> {
  */
 export function decodeEntry(entryId: string, raw: unknown): QueuedPostback[] | MalformedEntry {
   const list = Array.isArray(raw) ? raw.map(String) : [];
-  // [templateId, dataArrayJson, ('i', originalId, 'a', attempts)?]
+  // [templateId, dataArrayJson, ('i', originalId, 'a', attempts)? | ('c', chunk, 'o', offset)?]
   const [tid, d] = list;
   const f = fieldsOf(list.slice(2));
   const malformed = (): MalformedEntry => ({ entryId, fields: fieldsOf(list) });
   const attempts = f.a === undefined ? 0 : Number(f.a);
   if (!tid || d === undefined || !Number.isInteger(attempts) || attempts < 0) return malformed();
+  // Chunk c of a big request: its postbacks are numbered from the request's first entry (c ids back).
+  let base = entryId;
+  let offset = 0;
+  if (f.c !== undefined || f.o !== undefined) {
+    const firstId = chunkBaseId(entryId, f.c);
+    offset = Number(f.o);
+    if (firstId === undefined || !Number.isInteger(offset) || offset < 0 || f.i !== undefined) return malformed();
+    base = firstId;
+  }
   let items: unknown;
   try {
     items = JSON.parse(d);
@@ -154,12 +168,20 @@ export function decodeEntry(entryId: string, raw: unknown): QueuedPostback[] | M
     entryId,
     index,
     entrySize: items.length,
-    id: f.i ?? `${entryId}:${index}`,
+    id: f.i ?? `${base}:${offset + index}`,
     templateId: tid,
     data: items.length === 1 ? d.slice(1, -1) : JSON.stringify(value),
     value,
     attempts,
   }));
+}
+
+/** The id `chunk` ids before `entryId` (ms-seq): where a chunked request's postback ids start. */
+export function chunkBaseId(entryId: string, chunk: string | undefined): string | undefined {
+  const m = /^(\d+)-(\d+)$/.exec(entryId);
+  if (!m || chunk === undefined || !/^\d+$/.test(chunk)) return undefined;
+  const seq = BigInt(m[2]!) - BigInt(chunk);
+  return seq < 0n ? undefined : `${m[1]}-${seq}`;
 }
 
 export function splitEntries(entries: unknown[]): ReadResult {

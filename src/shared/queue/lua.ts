@@ -7,9 +7,13 @@ import type { Redis } from 'ioredis';
 import { KEYS_LUA } from './keys.js';
 
 /**
- * KEYS stream; ARGV tplId count maxLive dataArrayJson [tplText]
+ * KEYS stream; ARGV tplId count maxLive dataArrayJson [tplText|'' [offset dataArrayJson]...]
  * -> entry id | 0 (template unknown: resend with its text) | live+1 (full)
  * The limit is checked before anything is written: a refused request leaves nothing behind.
+ * A big request comes in chunks (QUEUE_ENTRY_MAX_POSTBACKS each) so its postbacks spread over every
+ * worker: the first is XADDed with '*', the rest with the ids right after it (ms-(seq+c)), each naming
+ * its chunk number `c` and the index `o` of its first postback, so every postback keeps the id
+ * `<first entry id>:<index>` the client was given.
  * Not allow-oom: at maxmemory Redis refuses it before it runs (ingest answers 503 ERR_QUEUE_FULL).
  */
 const ENQUEUE_BODY = `
@@ -21,13 +25,23 @@ if maxLive > 0 then
   if live + n > maxLive then return live + 1 end
 end
 if redis.call('HEXISTS', K_templates, tid) == 0 then
-  if not ARGV[5] then return 0 end
+  if not ARGV[5] or ARGV[5] == '' then return 0 end
   redis.call('HSET', K_templates, tid, ARGV[5])
 end
 redis.call('HINCRBY', K_templateRefs, tid, n)
 redis.call('ZREM', K_templateGc, tid)
 redis.call('INCRBY', K_live, n)
-return redis.call('XADD', K_stream, '*', tid, ARGV[4])`;
+local first = redis.call('XADD', K_stream, '*', tid, ARGV[4])
+if #ARGV > 5 then
+  local ms, seq = string.match(first, '^(%d+)-(%d+)$')
+  seq = tonumber(seq)
+  local c = 1
+  for i = 6, #ARGV, 2 do
+    redis.call('XADD', K_stream, ms .. '-' .. string.format('%d', seq + c), tid, ARGV[i + 1], 'c', c, 'o', ARGV[i])
+    c = c + 1
+  end
+end
+return first`;
 
 /**
  * Settle whole entries: acknowledge and delete each, schedule its retries, write its dead letters, and

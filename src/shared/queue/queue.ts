@@ -29,6 +29,17 @@ import { ScriptRunner, isOomError } from './lua.js';
 /** Templates ingest believes Redis holds are sent without their text; re-confirmed at this interval. */
 const TEMPLATE_CONFIRM_MS = 30_000;
 const TEMPLATE_CACHE_MAX = 10_000;
+/** QUEUE_ENTRY_MAX_POSTBACKS' default: postbacks per stream entry. */
+export const DEFAULT_ENTRY_MAX_POSTBACKS = 100;
+
+/** A request's data items as JSON arrays of at most `max` items, each with the index of its first. */
+export function chunkItems(dataJson: readonly string[], max: number): { offset: number; json: string }[] {
+  const out: { offset: number; json: string }[] = [];
+  for (let offset = 0; offset < dataJson.length || offset === 0; offset += max) {
+    out.push({ offset, json: `[${dataJson.slice(offset, offset + max).join(',')}]` });
+  }
+  return out;
+}
 
 export class Queue {
   readonly keys: QueueKeys;
@@ -67,9 +78,9 @@ export class Queue {
     const tid = this.templateIdOf(template);
     const confirmed = this.knownTemplates.get(tid);
     const sendText = confirmed === undefined || now - confirmed > TEMPLATE_CONFIRM_MS;
-    const items = `[${dataJson.join(',')}]`;
-    let reply = await this.callEnqueue(tid, sendText ? templateText(template) : '', dataJson.length, items);
-    if (reply === 0) reply = await this.callEnqueue(tid, templateText(template), dataJson.length, items);
+    const chunks = chunkItems(dataJson, this.options.entryMaxPostbacks ?? DEFAULT_ENTRY_MAX_POSTBACKS);
+    let reply = await this.callEnqueue(tid, sendText ? templateText(template) : '', dataJson.length, chunks);
+    if (reply === 0) reply = await this.callEnqueue(tid, templateText(template), dataJson.length, chunks);
     if (typeof reply === 'number') return { ok: false, reason: 'full', length: reply - 1 };
     if (typeof reply !== 'string') throw new Error(`unexpected enqueue reply: ${String(reply)}`);
     if (sendText || confirmed === undefined) {
@@ -86,9 +97,11 @@ export class Queue {
     return { ok: true, ids: dataJson.map((_, i) => `${reply}:${i}`) };
   }
 
-  private callEnqueue(tid: string, text: string, count: number, items: string): Promise<unknown> {
-    const args = [tid, count, this.options.maxLength, items];
-    if (text !== '') args.push(text);
+  /** ARGV of the enqueue function: the first chunk, the template text ('' = not sent), then (offset, chunk) pairs. */
+  private callEnqueue(tid: string, text: string, count: number, chunks: readonly { offset: number; json: string }[]): Promise<unknown> {
+    const args: (string | number)[] = [tid, count, this.options.maxLength, chunks[0]!.json];
+    if (text !== '' || chunks.length > 1) args.push(text);
+    for (let c = 1; c < chunks.length; c++) args.push(chunks[c]!.offset, chunks[c]!.json);
     return this.lua.hot('enqueue', args);
   }
 
